@@ -77,6 +77,21 @@ int cs_shm_session_lookup(cs_shm_t *shm, const char *id,
 int cs_shm_session_read(cs_shm_t *shm, uint32_t slot, cs_shm_session_t *out);
 
 /*
+ * Writer side, for the broker's registry only (one writing thread).
+ * cs_shm_session_alloc() finds a free slot on id's probe sequence and
+ * raises the header's probe_limit so readers reach it (-ENOSPC: the table
+ * is full). Every change to a slot goes between write_begin (seq made odd)
+ * and write_end (seq made even again); the caller sets in_use and the
+ * fields in between.
+ */
+int cs_shm_session_alloc(cs_shm_t *shm, const char *id, uint32_t *slot);
+void cs_shm_session_write_begin(cs_shm_t *shm, uint32_t slot);
+void cs_shm_session_write_end(cs_shm_t *shm, uint32_t slot);
+
+/* Milliseconds of CLOCK_BOOTTIME, the clock of every time in the segment. */
+int64_t cs_shm_now_ms(void);
+
+/*
  * Claim a telemetry block for this process (reusing one whose owner died);
  * the block index is returned in *idx. -ENOSPC when all are taken.
  */

@@ -42,7 +42,12 @@ typedef struct {
     _Atomic int32_t broker_pid;
     _Atomic int32_t resolver_pid;
     _Atomic uint32_t registry_enabled;
-    uint32_t pad1;
+    /*
+     * Longest distance, in slots, of any session from its home slot (the
+     * hash of its id). Readers probe that many slots past the home slot;
+     * the broker only ever raises it.
+     */
+    _Atomic uint32_t probe_limit;
 } cs_shm_header_t;
 
 typedef struct {
@@ -67,7 +72,8 @@ typedef struct {
 /*
  * One session slot, guarded by a sequence lock: the broker makes seq odd,
  * writes, then makes it even again; a reader copies the slot between two
- * reads of an equal, even seq. in_use is 0 for a free slot.
+ * reads of an equal, even seq. in_use is 0 for a free slot. open_streams
+ * is the number of config streams the frontends last reported for it.
  */
 typedef struct {
     _Atomic uint32_t seq;
