@@ -8,15 +8,18 @@
  *   settings   key -> record: 8-byte sequence id of the key's last change
  *              (little endian), 1-byte length of the winning source, the
  *              source, then the setting encoded as
- *              datadog.model.v1.ConfigSetting bytes. Keys sort, so a
- *              snapshot is the records concatenated in cursor order.
+ *              datadog.model.v1.ConfigSetting bytes (source, key, value;
+ *              no unset_source: a snapshot states what holds now). Keys
+ *              sort, so a snapshot is the records concatenated in cursor
+ *              order.
  *   layers     source '\0' key -> google.protobuf.Value bytes: the raw value
  *              a layer holds for a key. Runtime layers (agent-runtime,
  *              remote-config, cli) persist here across restarts.
  *   changelog  sequence id (uint64, MDB_INTEGERKEY) -> the update encoded as
  *              datadog.model.v1.ConfigEvent bytes. Retained for a configured
  *              count; older entries are trimmed in the same transaction.
- *   meta       "layout", "epoch", "head", "oldest", "origin", "reload".
+ *   meta       "layout" (uint32), "epoch" (16 bytes), "head", "oldest"
+ *              (uint64), "origin", "reload"; integers little endian.
  *
  * Sequence ids are 64-bit, start at 1 and never repeat in an environment.
  * The wire carries int32: cs_seq_wire() maps an id onto it; a stream that
@@ -66,13 +69,31 @@ int cs_store_reader_check(cs_store_t *st, int *dead);
 
 int cs_store_meta_get(cs_store_t *st, cs_store_meta_t *meta);
 
-/* The int32 wire form of a sequence id. */
+/*
+ * The int32 wire form of a sequence id: 0 stays 0, ids 1..INT32_MAX map to
+ * themselves, and past that the mapping wraps to 1 again (wire = (seq - 1)
+ * mod INT32_MAX + 1), so a wire id is never negative. A stream whose next
+ * wire id is not one above the last one it sent resyncs with a snapshot.
+ */
 int32_t cs_seq_wire(uint64_t seq);
+
+/*
+ * The map size a new environment starts with (default 64 MiB; 0 restores
+ * it). For tests that exercise map growth; call before cs_store_open().
+ */
+void cs_store_set_initial_mapsize(size_t bytes);
 
 /*
  * Writing (the resolver only). One transaction per resolution; nothing is
  * visible to readers until cs_store_txn_commit() returns 0. The map grows
- * before a transaction could fill it.
+ * before a transaction could fill it: cs_store_txn_begin() doubles it while
+ * the pages in use reach half of it. A transaction that fills the rest
+ * anyway fails with -ENOSPC (from the write or from the commit); once it
+ * is aborted (the commit aborts it itself) the map has doubled, and the
+ * caller rebuilds the same transaction and retries. After any failed write
+ * the transaction only aborts: later calls and the commit return the same
+ * error. cs_store_layer_del() returns -ENOENT when the layer has no value
+ * for key (the transaction stays usable).
  */
 int cs_store_txn_begin(cs_store_t *st, cs_store_txn_t **txn);
 int cs_store_txn_commit(cs_store_txn_t *txn, uint64_t *head_seq);
@@ -94,7 +115,10 @@ int cs_store_setting_change(cs_store_txn_t *txn, const char *key,
     const char *source, const cs_value_t *value, const char *unset_source,
     uint64_t *seq);
 
-/* Trim the changelog to the newest retain entries. */
+/*
+ * Trim the changelog to the newest retain entries; meta "oldest" is
+ * updated on commit.
+ */
 int cs_store_changelog_trim(cs_store_txn_t *txn, uint64_t retain);
 
 /*
