@@ -14,3 +14,15 @@ target_link_options(test_store PRIVATE
     -Wl,--wrap=mdb_put -Wl,--wrap=mdb_txn_commit)
 add_test(NAME unit.store COMMAND test_store)
 set_tests_properties(unit.store PROPERTIES TIMEOUT 120)
+
+# A store with known contents, for the tests of the tools that read one.
+add_executable(store-seed ${CMAKE_CURRENT_SOURCE_DIR}/system/store_seed.c
+    ${CS_SRC}/common/store.c ${CS_SRC}/common/value.c)
+target_include_directories(store-seed PRIVATE ${CS_SRC}/common)
+target_link_libraries(store-seed PRIVATE cs_proto PkgConfig::LMDB
+    PkgConfig::JSONC Threads::Threads m)
+
+add_test(NAME system.dump COMMAND sh
+    ${CMAKE_CURRENT_SOURCE_DIR}/system/test_dump.sh
+    $<TARGET_FILE:configstream-dump> $<TARGET_FILE:store-seed>)
+set_tests_properties(system.dump PROPERTIES TIMEOUT 60)

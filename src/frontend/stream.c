@@ -1,0 +1,547 @@
+/*
+ * Config stream subscribers and the notifier thread that feeds them.
+ *
+ * Delivery invariant: a subscriber's stream is a snapshot at head H, then
+ * updates H+1, H+2, ... with no gap. next_seq is the first id not yet
+ * queued. Whenever that cannot hold (its queue overflowed, its position
+ * fell off the retained changelog, the wire id would wrap) the queue is
+ * dropped and resync set: the next send is a fresh snapshot, which moves
+ * next_seq to the new head + 1.
+ *
+ * Memory per subscriber is bounded by its queue (queue_size references on
+ * shared buffers) plus the one message in flight; gRPC's flow control
+ * bounds what the transport holds for a reader that stopped reading.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <grpc/byte_buffer.h>
+#include <grpc/slice.h>
+
+#include "auth.h"
+#include "frontend.h"
+#include "log.h"
+
+#define FE_WAIT_MS          250     /* session checks at least this often */
+#define FE_KEEPALIVE_MS     2000
+#define FE_ATTACH_RETRY_MS  200
+
+typedef struct {
+    fe_entry_t *entries;
+    uint32_t n, cap;
+} fe_batch_t;
+
+static int64_t
+fe_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+fe_free_sized(void *p, size_t len)
+{
+    free(p);
+}
+
+static void
+fe_stream_clear(fe_call_t *c)
+{
+    uint32_t cap = c->srv->cfg.queue_size;
+
+    while (c->qlen > 0) {
+        grpc_slice_unref(c->queue[c->qhead].bytes);
+        c->qhead = (c->qhead + 1) % cap;
+        c->qlen--;
+    }
+    c->qhead = 0;
+}
+
+static void
+fe_stream_send(fe_call_t *c, grpc_slice bytes)
+{
+    grpc_op ops[2];
+    grpc_call_error err;
+    size_t n = 0;
+
+    c->send_bb = grpc_raw_byte_buffer_create(&bytes, 1);
+
+    memset(ops, 0, sizeof(ops));
+    if (!c->md_sent) {
+        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    }
+    ops[n].op = GRPC_OP_SEND_MESSAGE;
+    ops[n].data.send_message.send_message = c->send_bb;
+    n++;
+
+    c->pending++;
+    err = grpc_call_start_batch(c->call, ops, n, &c->tags[FE_OP_SEND], NULL);
+    if (err != GRPC_CALL_OK) {
+        c->pending--;
+        grpc_byte_buffer_destroy(c->send_bb);
+        c->send_bb = NULL;
+        cs_log_error(FE_SUBSYS, "grpc_call_start_batch: error %d", err);
+        fe_call_end(c, GRPC_STATUS_INTERNAL, "cannot send");
+        return;
+    }
+
+    c->md_sent = 1;
+    c->sending = 1;
+}
+
+static void
+fe_stream_snapshot(fe_call_t *c)
+{
+    fe_server_t *srv = c->srv;
+    uint64_t head;
+    uint8_t *buf;
+    size_t len;
+    int rc;
+
+    rc = cs_store_snapshot_encode(srv->store, &head, &buf, &len);
+    if (rc < 0) {
+        cs_log_error(FE_SUBSYS, "Failed to create config snapshot: %s",
+            strerror(-rc));
+        fe_call_end(c, GRPC_STATUS_UNAVAILABLE,
+            "Failed to create config snapshot");
+        return;
+    }
+
+    if (c->joined) {
+        cs_log_warn(FE_SUBSYS, "Discontinuity detected for subscriber '%s'",
+            c->name);
+        atomic_fetch_add(&srv->stats->discontinuities, 1);
+    }
+
+    fe_stream_clear(c);
+    c->next_seq = head + 1;
+    c->resync = 0;
+    c->joined = 1;
+    atomic_fetch_add(&srv->stats->snapshots_sent, 1);
+    fe_stream_send(c, grpc_slice_new_with_len(buf, len, fe_free_sized));
+}
+
+void
+fe_stream_pump(fe_call_t *c)
+{
+    uint32_t cap = c->srv->cfg.queue_size;
+    grpc_slice bytes;
+
+    if (!c->subscribed || c->sending || c->ended || c->closed) {
+        return;
+    }
+
+    if (c->resync) {
+        fe_stream_snapshot(c);
+        return;
+    }
+
+    if (c->qlen == 0) {
+        return;
+    }
+
+    bytes = c->queue[c->qhead].bytes;
+    c->qhead = (c->qhead + 1) % cap;
+    c->qlen--;
+    atomic_fetch_add(&c->srv->stats->updates_sent, 1);
+    fe_stream_send(c, bytes);
+    grpc_slice_unref(bytes);
+}
+
+void
+fe_stream_join(fe_call_t *c)
+{
+    fe_server_t *srv = c->srv;
+
+    c->queue = calloc(srv->cfg.queue_size, sizeof(*c->queue));
+    if (c->queue == NULL) {
+        fe_call_end(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+
+    c->subscribed = 1;
+    c->resync = 1;
+    c->next = srv->subs;
+    if (srv->subs != NULL) {
+        srv->subs->prev = c;
+    }
+    srv->subs = c;
+    srv->nsubs++;
+    atomic_fetch_add(&srv->stats->subscribers, 1);
+
+    cs_log_info(FE_SUBSYS, "New subscriber '%s' joining the config stream",
+        c->name);
+    cs_log_info(FE_SUBSYS, "Config stream authorized for remote agent "
+        "(session %.8s)", c->session_id);
+
+    fe_stream_pump(c);
+}
+
+void
+fe_stream_leave(fe_call_t *c)
+{
+    fe_server_t *srv = c->srv;
+
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        srv->subs = c->next;
+    }
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    }
+
+    c->subscribed = 0;
+    srv->nsubs--;
+    atomic_fetch_sub(&srv->stats->subscribers, 1);
+    fe_stream_clear(c);
+    cs_log_info(FE_SUBSYS, "subscriber '%s' left the config stream",
+        c->name);
+}
+
+void
+fe_stream_send_done(fe_call_t *c, int ok)
+{
+    c->sending = 0;
+    if (c->send_bb != NULL) {
+        grpc_byte_buffer_destroy(c->send_bb);
+        c->send_bb = NULL;
+    }
+
+    /* A failed send means the call is broken; its close event follows. */
+    if (ok) {
+        fe_stream_pump(c);
+    }
+}
+
+void
+fe_stream_end_all(fe_server_t *srv, grpc_status_code code, const char *msg)
+{
+    fe_call_t *c;
+
+    pthread_mutex_lock(&srv->lock);
+    for (c = srv->subs; c != NULL; c = c->next) {
+        fe_call_end(c, code, msg);
+    }
+    pthread_mutex_unlock(&srv->lock);
+}
+
+/* Drop what is queued and resync: the subscriber is too slow or behind. */
+static void
+fe_stream_drop(fe_call_t *c, uint32_t extra)
+{
+    cs_log_info(FE_SUBSYS, "Dropping config update for subscriber '%s'",
+        c->name);
+    atomic_fetch_add(&c->srv->stats->dropped_updates, c->qlen + extra);
+    fe_stream_clear(c);
+    c->resync = 1;
+}
+
+static int
+fe_wire_wraps(uint64_t seq)
+{
+    return (int64_t) cs_seq_wire(seq) != (int64_t) cs_seq_wire(seq - 1) + 1;
+}
+
+/* Queue the entries c has not seen yet. The caller holds srv->lock. */
+static void
+fe_stream_offer(fe_call_t *c, const fe_batch_t *b)
+{
+    uint32_t cap = c->srv->cfg.queue_size;
+    uint32_t i;
+
+    if (!c->subscribed || !c->joined || c->resync || c->ended) {
+        return;
+    }
+
+    for (i = 0; i < b->n; i++) {
+        const fe_entry_t *e = &b->entries[i];
+
+        if (e->seq < c->next_seq) {
+            continue;
+        }
+
+        if (e->seq > c->next_seq || c->qlen == cap) {
+            fe_stream_drop(c, b->n - i);
+            break;
+        }
+
+        if (fe_wire_wraps(e->seq)) {
+            fe_stream_clear(c);
+            c->resync = 1;
+            break;
+        }
+
+        c->queue[(c->qhead + c->qlen) % cap].seq = e->seq;
+        c->queue[(c->qhead + c->qlen) % cap].bytes = grpc_slice_ref(e->bytes);
+        c->qlen++;
+        c->next_seq++;
+    }
+
+    fe_stream_pump(c);
+}
+
+static int
+fe_batch_add(uint64_t seq, const uint8_t *bytes, size_t len, void *arg)
+{
+    fe_batch_t *b = arg;
+
+    if (b->n == b->cap) {
+        return 1;
+    }
+
+    b->entries[b->n].seq = seq;
+    b->entries[b->n].bytes = grpc_slice_from_copied_buffer(
+        (const char *) bytes, len);
+    b->n++;
+    return 0;
+}
+
+/* The first update id any subscriber waits for; UINT64_MAX if none. */
+static uint64_t
+fe_subs_min_seq(fe_server_t *srv)
+{
+    uint64_t from = UINT64_MAX;
+    fe_call_t *c;
+
+    for (c = srv->subs; c != NULL; c = c->next) {
+        if (c->joined && !c->resync && !c->ended && c->next_seq < from) {
+            from = c->next_seq;
+        }
+    }
+
+    return from;
+}
+
+/*
+ * Read the changelog once for everyone and hand each subscriber its part.
+ * At most queue_size entries are read: a subscriber further behind than
+ * that would overflow its queue anyway and is resynced.
+ */
+static void
+fe_notify_updates(fe_server_t *srv)
+{
+    cs_store_meta_t meta;
+    fe_batch_t b;
+    uint64_t from, head;
+    fe_call_t *c;
+    uint32_t i;
+    int rc;
+
+    pthread_mutex_lock(&srv->lock);
+    from = fe_subs_min_seq(srv);
+    pthread_mutex_unlock(&srv->lock);
+
+    head = cs_shm_head(srv->shm);
+    if (from == UINT64_MAX || from > head) {
+        return;
+    }
+
+    b.cap = srv->cfg.queue_size;
+    b.n = 0;
+    if (head - from + 1 > b.cap) {
+        from = head - b.cap + 1;
+    }
+
+    b.entries = calloc(b.cap, sizeof(*b.entries));
+    if (b.entries == NULL) {
+        return;
+    }
+
+    rc = cs_store_changelog_read(srv->store, from, head, fe_batch_add, &b);
+    if (rc == -ERANGE && cs_store_meta_get(srv->store, &meta) == 0
+        && meta.oldest_seq <= head)
+    {
+        rc = cs_store_changelog_read(srv->store, meta.oldest_seq, head,
+            fe_batch_add, &b);
+    }
+
+    if (rc < 0) {
+        cs_log_error(FE_SUBSYS, "read changelog %llu..%llu: %s",
+            (unsigned long long) from, (unsigned long long) head,
+            strerror(-rc));
+        usleep(srv->cfg.sleep_interval_ms * 1000);
+        goto out_free;
+    }
+
+    pthread_mutex_lock(&srv->lock);
+    for (c = srv->subs; c != NULL; c = c->next) {
+        fe_stream_offer(c, &b);
+    }
+    pthread_mutex_unlock(&srv->lock);
+
+out_free:
+    for (i = 0; i < b.n; i++) {
+        grpc_slice_unref(b.entries[i].bytes);
+    }
+    free(b.entries);
+}
+
+/* End the streams whose session was revoked or expired. */
+static void
+fe_check_sessions(fe_server_t *srv)
+{
+    cs_shm_session_t session;
+    cs_auth_result_t res;
+    uint32_t slot;
+    fe_call_t *c;
+
+    pthread_mutex_lock(&srv->lock);
+    for (c = srv->subs; c != NULL; c = c->next) {
+        if (c->ended) {
+            continue;
+        }
+        if (cs_shm_session_lookup(srv->shm, c->session_id, &session,
+                &slot) == -ENOENT)
+        {
+            cs_log_info(FE_SUBSYS, "session of subscriber '%s' is gone, "
+                "ending its stream", c->name);
+            cs_auth_session_unknown(c->session_id, &res);
+            fe_call_end(c, res.code, res.msg);
+        }
+    }
+    pthread_mutex_unlock(&srv->lock);
+}
+
+/* Tell the broker which sessions have open streams, keeping them alive. */
+static void
+fe_keepalive(fe_server_t *srv)
+{
+    char **ids;
+    uint32_t n = 0, cap;
+    fe_call_t *c;
+
+    pthread_mutex_lock(&srv->lock);
+    cap = srv->nsubs;
+    ids = calloc(cap ? cap : 1, sizeof(*ids));
+    for (c = srv->subs; ids != NULL && c != NULL && n < cap; c = c->next) {
+        if (!c->ended) {
+            ids[n] = strdup(c->session_id);
+            if (ids[n] != NULL) {
+                n++;
+            }
+        }
+    }
+    pthread_mutex_unlock(&srv->lock);
+
+    if (ids == NULL) {
+        return;
+    }
+
+    fe_broker_keepalive(srv->keepalive, ids, n);
+
+    while (n > 0) {
+        free(ids[--n]);
+    }
+    free(ids);
+}
+
+/* Wait for the broker's segment and the resolver's store. */
+static int
+fe_notifier_attach(fe_server_t *srv)
+{
+    char err[256];
+    int logged = 0;
+
+    while (!atomic_load(&srv->stopping)) {
+        if (srv->shm == NULL
+            && cs_shm_attach(&srv->shm, srv->cfg.shm_path, err,
+                sizeof(err)) < 0)
+        {
+            srv->shm = NULL;
+        }
+
+        if (srv->shm != NULL && srv->store == NULL
+            && cs_store_open(&srv->store, srv->cfg.store_path,
+                CS_STORE_RDONLY, err, sizeof(err)) < 0)
+        {
+            srv->store = NULL;
+        }
+
+        if (srv->shm != NULL && srv->store != NULL) {
+            return 0;
+        }
+
+        if (!logged) {
+            cs_log_notice(FE_SUBSYS, "waiting for the %s: %s",
+                srv->shm == NULL ? "broker's segment" : "resolver's store",
+                err);
+            logged = 1;
+        }
+        usleep(FE_ATTACH_RETRY_MS * 1000);
+    }
+
+    return -ECANCELED;
+}
+
+static void *
+fe_notifier_main(void *arg)
+{
+    fe_server_t *srv = arg;
+    int64_t last_keepalive;
+    uint32_t seen;
+
+    if (fe_notifier_attach(srv) < 0) {
+        return NULL;
+    }
+
+    if (cs_shm_worker_claim(srv->shm, &srv->worker_idx) == 0) {
+        srv->worker_claimed = 1;
+        srv->stats = cs_shm_worker(srv->shm, srv->worker_idx);
+    }
+
+    seen = cs_shm_wake_word(srv->shm);
+    atomic_store(&srv->ready, 1);
+    cs_log_notice(FE_SUBSYS, "ready: serving the config stream");
+
+    last_keepalive = fe_now_ms();
+    while (!atomic_load(&srv->stopping)) {
+        cs_shm_wait(srv->shm, &seen, FE_WAIT_MS);
+        if (atomic_load(&srv->stopping)) {
+            break;
+        }
+
+        fe_notify_updates(srv);
+        fe_check_sessions(srv);
+
+        if (fe_now_ms() - last_keepalive >= FE_KEEPALIVE_MS) {
+            fe_keepalive(srv);
+            last_keepalive = fe_now_ms();
+        }
+    }
+
+    return NULL;
+}
+
+int
+fe_notifier_start(fe_server_t *srv)
+{
+    int rc;
+
+    srv->stats = &srv->local_stats;
+    rc = pthread_create(&srv->notifier, NULL, fe_notifier_main, srv);
+    if (rc != 0) {
+        return -rc;
+    }
+
+    srv->notifier_started = 1;
+    return 0;
+}
+
+void
+fe_notifier_stop(fe_server_t *srv)
+{
+    if (!srv->notifier_started) {
+        return;
+    }
+
+    atomic_store(&srv->stopping, 1);
+    pthread_join(srv->notifier, NULL);
+    srv->notifier_started = 0;
+}
