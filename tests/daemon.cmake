@@ -2,12 +2,12 @@
 # supervisor and the deploy/ files.
 
 add_executable(test_credentials
-    ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_credentials.c)
+    ${CMAKE_CURRENT_LIST_DIR}/unit/test_credentials.c)
 target_link_libraries(test_credentials PRIVATE cs_common PkgConfig::CMOCKA
     PkgConfig::OPENSSL)
 add_test(NAME unit.credentials COMMAND test_credentials)
 
-add_executable(test_metrics ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_metrics.c)
+add_executable(test_metrics ${CMAKE_CURRENT_LIST_DIR}/unit/test_metrics.c)
 target_link_libraries(test_metrics PRIVATE cs_common PkgConfig::CMOCKA
     PkgConfig::MHD)
 add_test(NAME unit.metrics COMMAND test_metrics)
@@ -17,4 +17,15 @@ find_program(CS_PROMTOOL promtool)
 if(CS_PROMTOOL)
     add_test(NAME unit.metrics_promtool COMMAND sh -c
         "$<TARGET_FILE:test_metrics> --print | ${CS_PROMTOOL} check metrics")
+endif()
+
+# configstreamd exists once the settings loader does.
+if(TARGET configstreamd)
+    add_executable(daemon_fake_role
+        ${CMAKE_CURRENT_LIST_DIR}/system/daemon_fake_role.c)
+    target_link_libraries(daemon_fake_role PRIVATE cs_common m)
+    add_test(NAME system.daemon_supervise
+        COMMAND ${CMAKE_CURRENT_LIST_DIR}/system/test_daemon_supervise.sh
+            $<TARGET_FILE:configstreamd> $<TARGET_FILE:daemon_fake_role>)
+    set_tests_properties(system.daemon_supervise PROPERTIES TIMEOUT 90)
 endif()

@@ -1,0 +1,166 @@
+#!/bin/bash
+# configstreamd supervising a group of stand-in roles (daemon_fake_role):
+# start order, credentials, the process table, respawn of each role after
+# kill -9 within 2 s, SIGHUP forwarded to the resolver, /metrics accepted
+# by promtool, the ordered stop on SIGTERM, and a fatal-config child that
+# stops the group with status 78 instead of being respawned.
+#
+# usage: test_daemon_supervise.sh CONFIGSTREAMD FAKE_ROLE
+set -u
+
+DAEMON=$1
+FAKE=$2
+TMP=$(mktemp -d /tmp/cs-daemon-test-XXXXXX)
+DPID=
+trap 'cleanup' EXIT
+
+fail() {
+    echo "FAIL: $*" >&2
+    echo "--- configstreamd log" >&2
+    tail -n 40 "$TMP/log" >&2 2>/dev/null
+    echo "--- events" >&2
+    cat "$TMP/events" >&2 2>/dev/null
+    exit 1
+}
+
+cleanup() {
+    if [ -n "$DPID" ] && kill -0 "$DPID" 2>/dev/null; then
+        kill -KILL "$DPID" 2>/dev/null
+    fi
+    # Children die with their supervisor (parent-death signal).
+    sleep 0.2
+    rm -rf "$TMP"
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# wait_for SECONDS COMMAND...: poll every 50 ms, bounded.
+wait_for() {
+    local limit=$(( $1 * 20 )) i=0
+    shift
+    while ! "$@" >/dev/null 2>&1; do
+        i=$((i + 1))
+        [ "$i" -ge "$limit" ] && return 1
+        sleep 0.05
+    done
+    return 0
+}
+
+procs() { cat "$TMP/run/configstream/configstreamd.procs"; }
+pid_of() { procs | awk -v r="$1" -v i="$2" '$1 == r && $2 == i { print $3 }'; }
+state_of() { procs | awk -v r="$1" -v i="$2" '$1 == r && $2 == i { print $4 }'; }
+
+mkdir -p "$TMP/libexec"
+for role in broker resolver frontend; do
+    ln -s "$FAKE" "$TMP/libexec/configstream-$role"
+done
+
+PORT=$(free_port)
+TPORT=$(free_port)
+cat > "$TMP/datadog.yaml" <<EOF
+run_path: $TMP/run
+cmd_host: 127.0.0.1
+cmd_port: $PORT
+config_stream:
+  workers: 2
+  telemetry_address: 127.0.0.1:$TPORT
+EOF
+
+start_daemon() {
+    : > "$TMP/log"
+    CS_FAKE_EVENTS="$TMP/events" "$DAEMON" -c "$TMP/datadog.yaml" \
+        --libexec "$TMP/libexec" 2>>"$TMP/log" &
+    DPID=$!
+}
+
+# --- start -----------------------------------------------------------------
+start_daemon
+wait_for 10 grep -q "ready: 2 frontends" "$TMP/log" ||
+    fail "configstreamd never reported ready"
+
+order=$(awk '$1 == "start" { print $2 }' "$TMP/events" | uniq | tr '\n' ' ')
+[ "$order" = "configstream-broker configstream-resolver configstream-frontend " ] ||
+    fail "start order was: $order"
+
+token=$(cat "$TMP/run/auth_token")
+[[ "$token" =~ ^[0-9a-f]{64}$ ]] || fail "token is not 64 hex characters"
+[ "$(stat -c %a "$TMP/run/auth_token")" = 600 ] || fail "token mode"
+[ "$(stat -c %a "$TMP/run/ipc_cert.pem")" = 600 ] || fail "cert mode"
+openssl x509 -in "$TMP/run/ipc_cert.pem" -noout >/dev/null ||
+    fail "certificate does not parse"
+
+[ "$(procs | grep -c ' running ')" = 4 ] || fail "table: $(procs)"
+for role in broker resolver frontend; do
+    pid=$(pid_of "configstream-$role" 0)
+    tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q "^configstream-$role -c " ||
+        fail "argv[0] of $role is $(tr '\0' ' ' < /proc/$pid/cmdline)"
+done
+
+# --- telemetry -------------------------------------------------------------
+metrics=$(curl -sf "http://127.0.0.1:$TPORT/metrics") ||
+    fail "GET /metrics failed"
+echo "$metrics" | promtool check metrics || fail "promtool rejects /metrics"
+echo "$metrics" | grep -q '^configstream_head_sequence_id 1$' ||
+    fail "head sequence id not exported: $metrics"
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$TPORT/x")
+[ "$code" = 404 ] || fail "/x answered $code"
+
+# --- kill -9 of each role: back within 2 s ---------------------------------
+for target in "configstream-broker 0" "configstream-resolver 0" \
+              "configstream-frontend 0" "configstream-frontend 1"; do
+    set -- $target
+    old=$(pid_of "$1" "$2")
+    kill -KILL "$old"
+    back() {
+        local p
+        p=$(pid_of "$1" "$2")
+        [ -n "$p" ] && [ "$p" != "$old" ] && [ "$p" != 0 ] &&
+            [ "$(state_of "$1" "$2")" = running ] && kill -0 "$p"
+    }
+    wait_for 2 back "$1" "$2" || fail "$1 $2 not back within 2 s"
+    grep -q "$1 pid $old killed by signal 9" "$TMP/log" ||
+        fail "no exit line for $1 pid $old"
+done
+procs | awk '$1 != "#" && $5 != 1 { exit 1 }' ||
+    fail "restart counts: $(procs)"
+
+# --- SIGHUP reaches the resolver ---------------------------------------------
+kill -HUP "$DPID"
+wait_for 2 grep -q "^hup configstream-resolver" "$TMP/events" ||
+    fail "SIGHUP not forwarded to the resolver"
+
+# --- SIGTERM: frontends, then resolver, then broker --------------------------
+children=$(procs | awk '$1 != "#" { print $3 }')
+kill -TERM "$DPID"
+wait_for 10 bash -c "! kill -0 $DPID" || fail "configstreamd did not stop"
+wait "$DPID"
+rc=$?
+DPID=
+[ "$rc" = 0 ] || fail "configstreamd exited $rc after SIGTERM"
+for p in $children; do
+    kill -0 "$p" 2>/dev/null && fail "child $p survived the stop"
+done
+stops=$(awk '$1 == "stop" { print $2 }' "$TMP/events" | uniq | tr '\n' ' ')
+[ "$stops" = "configstream-frontend configstream-resolver configstream-broker " ] ||
+    fail "stop order was: $stops"
+
+# --- a fatal configuration is not respawned ---------------------------------
+: > "$TMP/events"
+: > "$TMP/log"
+CS_FAKE_EVENTS="$TMP/events" CS_FAKE_FATAL=configstream-resolver \
+    "$DAEMON" -c "$TMP/datadog.yaml" --libexec "$TMP/libexec" 2>"$TMP/log" &
+DPID=$!
+wait_for 10 bash -c "! kill -0 $DPID" || fail "fatal config: still running"
+wait "$DPID"
+rc=$?
+DPID=
+[ "$rc" = 78 ] || fail "fatal config: exit code $rc, expected 78"
+[ "$(grep -c '^start configstream-resolver' "$TMP/events")" = 1 ] ||
+    fail "fatal resolver was respawned"
+grep -q "not respawning" "$TMP/log" || fail "no fatal message in the log"
+grep -q "^stop configstream-broker" "$TMP/events" ||
+    fail "broker not stopped after the fatal exit"
+
+echo "ok"
