@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""configstream-ctl against a running configstream-resolver: set, unset,
+get, status and reload; wrong-typed values refused; runtime values kept
+across a resolver restart; clear errors when the resolver is not running.
+
+usage: test_resolver_ctl.py RESOLVER CTL [DUMP]
+"""
+
+import os
+import signal
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from resolver_common import Run, check, write_file  # noqa: E402
+
+
+def ok(run, args, use_config=False):
+    rc, out, err = run.ctl(args, use_config)
+    check(rc == 0, "ctl %s: exit %d: %s" % (" ".join(args), rc, err))
+    return out
+
+
+def main():
+    run = Run(sys.argv)
+    try:
+        write_file(run.config, run.base_config("cmd_port: 5005\n"))
+        run.start()
+
+        # -c FILE finds the socket through the config's run_path.
+        out = ok(run, ["status"], use_config=True)
+        check("head: " in out and "settings: " in out, "status: " + out)
+
+        st = run.status()
+        check(st["settings"] > 1000, "status settings %r" % st["settings"])
+        check(len(st["epoch"]) == 32, "status epoch %r" % st["epoch"])
+        check(st["last_reload"]["ok"], "status last reload %r" % st)
+        h0 = st["head"]
+
+        g = run.get("cmd_port")
+        check(g["value"] == 5005 and g["source"] == "file",
+              "get cmd_port: %r" % g)
+        check(g["layers"] == {"default": 5001, "file": 5005},
+              "layers: %r" % g["layers"])
+
+        # A wrong type is refused and changes nothing.
+        rc, out, err = run.ctl(["set", "cmd_port", "abc"])
+        check(rc == 1, "wrong-typed set exit %d" % rc)
+        check("cmd_port: expected an integer, got 'abc'" in err,
+              "wrong-typed set message: " + err)
+        check(len(err.strip().splitlines()) == 1, "more than one line")
+        check(run.head() == h0, "a refused set moved the head")
+
+        ok(run, ["set", "cmd_port", "6000"])
+        g = run.get("cmd_port")
+        check(g["value"] == 6000 and g["source"] == "agent-runtime"
+              and g["seq"] == h0 + 1, "after set: %r" % g)
+
+        ok(run, ["set", "cmd_port", "7000", "--source", "cli"])
+        ok(run, ["set", "extra_tags", "[a, b]", "--source", "remote-config"])
+        g = run.get("extra_tags")
+        check(g["value"] == ["a", "b"] and g["source"] == "remote-config",
+              "flow list: %r" % g)
+        g = run.get("cmd_port")
+        check(g["value"] == 7000 and g["source"] == "cli", "cli: %r" % g)
+        check(g["layers"] == {"default": 5001, "file": 5005,
+                              "agent-runtime": 6000, "cli": 7000},
+              "layers: %r" % g["layers"])
+
+        h1 = run.head()
+        out = ok(run, ["unset", "cmd_port", "--source", "cli"])
+        g = run.get("cmd_port")
+        check(g["value"] == 6000 and g["source"] == "agent-runtime"
+              and g["seq"] == h1 + 1, "after unset: %r" % g)
+        changes = run.changes()
+        if changes is not None:
+            last = [c for c in changes if c["seq"] == h1 + 1]
+            check(len(last) == 1 and last[0]["unset_source"] == "cli"
+                  and last[0]["value"] == 6000
+                  and last[0]["source"] == "agent-runtime",
+                  "unset changelog entry: %r" % last)
+
+        rc, _, err = run.ctl(["unset", "cmd_port", "--source", "bogus"])
+        check(rc == 2 and "unknown source 'bogus'" in err, "bad source")
+        rc, _, _ = run.ctl(["unset", "cmd_port"])
+        check(rc == 2, "unset without --source is a usage error")
+        rc, _, _ = run.ctl(["frobnicate"])
+        check(rc == 2, "unknown command exit %d" % rc)
+
+        out = ok(run, ["reload"])
+        check("0 changes" in out, "reload output: " + out)
+
+        # Runtime layers survive a restart; nothing is rewritten.
+        h2 = run.head()
+        check(run.stop() == 0, "clean exit on SIGTERM")
+        run.start()
+        g = run.get("cmd_port")
+        check(g["value"] == 6000 and g["source"] == "agent-runtime",
+              "after restart: %r" % g)
+        check(run.get("extra_tags")["value"] == ["a", "b"], "remote-config")
+        check(run.head() == h2, "a restart without changes wrote ids")
+        print("ok: runtime values survive a restart")
+
+        # Not running: one clear line, exit 1.
+        run.stop(signal.SIGKILL)
+        rc, out, err = run.ctl(["status"])
+        check(rc == 1, "status without resolver: exit %d" % rc)
+        check(err.startswith("configstream-ctl: cannot connect to resolver "
+                             "at %s: " % run.socket), "message: " + err)
+        check(len(err.strip().splitlines()) == 1, "more than one line")
+        print("ok: " + err.strip())
+
+        # A stale socket left by a killed resolver is replaced.
+        run.start()
+        check(run.get("cmd_port")["value"] == 6000, "after kill -9")
+        run.stop()
+        print("ok: ctl")
+    except SystemExit:
+        print(run.log_text(), file=sys.stderr)
+        raise
+    finally:
+        run.cleanup()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Hot reload of a running configstream-resolver.
+
+The config file is changed in every way deployments change files: a
+Kubernetes-style `..data` symlink swap, an editor's rename-over, an
+in-place rewrite, delete-and-recreate. Each change must land exactly once
+(one new sequence id, the right value, source `file`); a rewrite with the
+same content must land nowhere; a broken edit must leave the store as it
+was and log its file:line:column; the fix must then be picked up.
+
+usage: test_resolver_reload.py RESOLVER CTL [DUMP]
+"""
+
+import os
+import re
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from resolver_common import (SETTLE_S, Run, check, fail, poll,  # noqa: E402
+                             write_file)
+
+KEY = "test_marker"
+
+
+def expect_change(run, what, action, value):
+    h0 = run.head()
+    action()
+    poll(lambda: (run.get(KEY) or {}).get("value") == value,
+         "%s: %s = %r" % (what, KEY, value))
+    time.sleep(SETTLE_S)
+
+    got = run.get(KEY)
+    check(got["source"] == "file", "%s: source %r" % (what, got["source"]))
+    check(run.head() == h0 + 1, "%s: head %d, want exactly one new id "
+          "after %d" % (what, run.head(), h0))
+    check(got["seq"] == h0 + 1, "%s: seq %d, want %d" % (what, got["seq"],
+                                                          h0 + 1))
+
+    changes = run.changes()
+    if changes is not None:
+        mine = [c for c in changes if c["seq"] > h0]
+        check(len(mine) == 1, "%s: changelog has %r" % (what, mine))
+        c = mine[0]
+        check(c["key"] == KEY and c["value"] == value
+              and c["source"] == "file",
+              "%s: changelog entry %r" % (what, c))
+    print("ok: %s" % what)
+
+
+def expect_nothing(run, what, action):
+    h0 = run.head()
+    action()
+    time.sleep(SETTLE_S)
+    check(run.head() == h0, "%s: head moved %d -> %d" % (what, h0,
+                                                         run.head()))
+    print("ok: %s" % what)
+
+
+def config(run, value):
+    return run.base_config("%s: %s\n" % (KEY, value))
+
+
+def main():
+    run = Run(sys.argv)
+    try:
+        cfg = run.cfgdir
+        v1 = os.path.join(cfg, "..v1")
+        os.mkdir(v1)
+        write_file(os.path.join(v1, "datadog.yaml"), config(run, 1))
+        os.symlink("..v1", os.path.join(cfg, "..data"))
+        os.symlink("..data/datadog.yaml", run.config)
+
+        run.start()
+        check(run.get(KEY)["value"] == 1, "initial value")
+        check(run.status()["origin"] == "datadog.yaml", "origin")
+
+        def swap():
+            v2 = os.path.join(cfg, "..v2")
+            os.mkdir(v2)
+            write_file(os.path.join(v2, "datadog.yaml"), config(run, 2))
+            os.symlink("..v2", os.path.join(cfg, "..data_tmp"))
+            os.rename(os.path.join(cfg, "..data_tmp"),
+                      os.path.join(cfg, "..data"))
+            os.unlink(os.path.join(v1, "datadog.yaml"))
+            os.rmdir(v1)
+        expect_change(run, "symlink swap", swap, 2)
+
+        def rename_over():
+            tmp = run.config + ".tmp"
+            write_file(tmp, config(run, 3))
+            os.rename(tmp, run.config)
+        expect_change(run, "rename-over", rename_over, 3)
+
+        def in_place():
+            with open(run.config, "r+") as f:
+                f.seek(0)
+                f.truncate()
+                f.write(config(run, 4))
+        expect_change(run, "in-place rewrite", in_place, 4)
+
+        def recreate():
+            os.unlink(run.config)
+            write_file(run.config, config(run, 5))
+        expect_change(run, "delete and recreate", recreate, 5)
+
+        expect_nothing(run, "same content rewritten",
+                       lambda: write_file(run.config, config(run, 5)))
+        expect_nothing(run, "sighup without changes",
+                       lambda: run.proc.send_signal(signal.SIGHUP))
+
+        # A broken edit: nothing written, one positioned error line.
+        h0 = run.head()
+        errors0 = run.log_text().count(" error reload: ")
+        write_file(run.config, config(run, 5) + "broken: [1, 2\n")
+        pattern = re.compile(r" error reload: \S*datadog\.yaml:\d+:\d+: ")
+        poll(lambda: run.log_text().count(" error reload: ") > errors0,
+             "the reload error to be logged")
+        time.sleep(SETTLE_S)
+        line = [ln for ln in run.log_text().splitlines()
+                if " error reload: " in ln][-1]
+        check(pattern.search(line), "error line without position: " + line)
+        check(run.head() == h0, "a broken edit wrote to the store")
+        check(run.get(KEY)["value"] == 5, "a broken edit changed the value")
+        st = run.status()
+        check(not st["last_reload"]["ok"]
+              and re.search(r"datadog\.yaml:\d+:\d+: ",
+                            st["last_reload"]["error"]),
+              "status does not report the failed reload: %r" % st)
+        print("ok: broken edit refused: " + line.split(" reload: ", 1)[1])
+
+        expect_change(run, "fix picked up",
+                      lambda: write_file(run.config, config(run, 6)), 6)
+        check(run.status()["last_reload"]["ok"], "status after the fix")
+
+        rc = run.stop()
+        check(rc == 0, "resolver exit status %r on SIGTERM" % rc)
+        check(not os.path.exists(run.socket), "control socket left behind")
+    except SystemExit:
+        print(run.log_text(), file=sys.stderr)
+        raise
+    finally:
+        run.cleanup()
+
+
+if __name__ == "__main__":
+    main()
