@@ -402,6 +402,12 @@ static int bench_phase_idle(bench_t *b, json_object *o)
     return 0;
 }
 
+/* The frontends' memory, or the whole server's when it has none. */
+static long bench_frontend_kb(const bench_usage_t *u)
+{
+    return u->frontend_rss_kb > 0 ? u->frontend_rss_kb : u->rss_kb;
+}
+
 /*
  * Make count changes, paced at hz (0: back to back), then wait for every
  * reading subscriber to have the last one. ch gets each change's id and
@@ -515,12 +521,6 @@ out_free:
     free(ch);
     free(lat);
     return rc;
-}
-
-/* The frontends' memory, or the whole server's when it has none. */
-static long bench_frontend_kb(const bench_usage_t *u)
-{
-    return u->frontend_rss_kb > 0 ? u->frontend_rss_kb : u->rss_kb;
 }
 
 static int bench_phase_slow_run(bench_t *b, json_object *o, int count,
