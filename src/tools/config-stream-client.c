@@ -235,7 +235,7 @@ cli_register_on(cli_t *cli, const char *svc, cli_result_t *r)
     req.pid = pid;
     req.flavor = "config-stream-client";
     req.display_name = (char *) cli->name;
-    req.api_endpoint_uri = "";
+    req.api_endpoint_uri = "unix:///run/config-stream-client.sock";
 
     snprintf(path, sizeof(path), "%sRegisterRemoteAgent", svc);
     cli_unary(cli, path, &req.base, r);
