@@ -29,3 +29,9 @@ if(TARGET configstreamd)
             $<TARGET_FILE:configstreamd> $<TARGET_FILE:daemon_fake_role>)
     set_tests_properties(system.daemon_supervise PROPERTIES TIMEOUT 90)
 endif()
+
+add_test(NAME system.deploy_systemd
+    COMMAND ${CMAKE_CURRENT_LIST_DIR}/system/test_deploy_systemd.sh
+        ${CMAKE_SOURCE_DIR}/deploy)
+set_tests_properties(system.deploy_systemd PROPERTIES SKIP_RETURN_CODE 77
+    TIMEOUT 60)
