@@ -33,7 +33,8 @@
 #define SHM_SESSION_CAP_MAX     (1u << 20)
 #define SHM_WORKER_CAP_MAX      4096u
 #define SHM_READ_SPINS          64
-#define SHM_READ_TRIES          20000
+#define SHM_READ_YIELDS         1024
+#define SHM_READ_TRIES          (SHM_READ_YIELDS + 1000)
 
 struct cs_shm {
     int fd;
@@ -546,12 +547,24 @@ shm_id_equal(const volatile char *a, const char *b)
     return diff == 0;
 }
 
+/*
+ * A writer descheduled in the middle of a slot write keeps readers out;
+ * spin briefly, then give it the CPU, then sleep. Bounded: about 50 ms in
+ * all before the reader gives up.
+ */
 static void
 shm_read_backoff(unsigned tries)
 {
-    if (tries % SHM_READ_SPINS == SHM_READ_SPINS - 1) {
-        sched_yield();
+    struct timespec ts = { .tv_sec = 0, .tv_nsec = 50000 };
+
+    if (tries < SHM_READ_SPINS) {
+        return;
     }
+    if (tries < SHM_READ_YIELDS) {
+        sched_yield();
+        return;
+    }
+    nanosleep(&ts, NULL);
 }
 
 /*

@@ -1,0 +1,17 @@
+# The broker: shared-memory segment, Remote Agent Registry, broker socket.
+
+add_executable(test_shm ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_shm.c)
+target_link_libraries(test_shm PRIVATE cs_common PkgConfig::CMOCKA)
+add_test(NAME unit.shm COMMAND test_shm)
+
+add_executable(test_registry ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_registry.c)
+target_link_libraries(test_registry PRIVATE cs_registry cs_common
+    PkgConfig::CMOCKA)
+add_test(NAME unit.registry COMMAND test_registry)
+
+# A writer and two reader processes on one session table.
+add_executable(broker_shm_stress
+    ${CMAKE_CURRENT_SOURCE_DIR}/system/broker_shm_stress.c)
+target_link_libraries(broker_shm_stress PRIVATE cs_registry cs_common)
+add_test(NAME system.broker_shm_stress COMMAND broker_shm_stress 500000)
+set_tests_properties(system.broker_shm_stress PROPERTIES TIMEOUT 300)
