@@ -85,6 +85,14 @@ engine_entry_cmp(const void *a, const void *b)
     return strcmp(x->key, y->key);
 }
 
+static void
+engine_res_sort(engine_res_t *r)
+{
+    if (r->n > 1) {
+        qsort(r->e, r->n, sizeof(*r->e), engine_entry_cmp);
+    }
+}
+
 static long
 engine_res_find(const engine_res_t *r, const char *key)
 {
@@ -175,7 +183,7 @@ cs_engine_open(cs_engine_t **engp, cs_store_t *st, uint64_t retention)
     if (rc != 0) {
         goto out_free;
     }
-    qsort(eng->res.e, eng->res.n, sizeof(*eng->res.e), engine_entry_cmp);
+    engine_res_sort(&eng->res);
 
     *engp = eng;
 
@@ -221,7 +229,7 @@ engine_resolve(cs_value_t *const layers[CS_SRC_COUNT], engine_res_t *r)
             res->items[i].value, 0);
     }
     cs_resolution_free(res);
-    qsort(r->e, r->n, sizeof(*r->e), engine_entry_cmp);
+    engine_res_sort(r);
 
     return rc;
 }
