@@ -8,7 +8,8 @@
  * a process must remap when another one grew the map (MDB_MAP_RESIZED);
  * both are serialised by resize_lock: every transaction holds it shared,
  * a remap holds it exclusive. Transactions are short, so a remap waits
- * for at most one of them.
+ * for at most one of them. The lock prefers the remap, so a thread must
+ * not take it shared twice: callbacks never call back into the store.
  *
  * Map growth. The writer doubles the map in cs_store_txn_begin() while
  * the pages in use reach half of it, so one transaction may dirty up to
@@ -543,6 +544,7 @@ int
 cs_store_open(cs_store_t **stp, const char *dir, int flags, char *err,
     size_t errlen)
 {
+    pthread_rwlockattr_t attr;
     char path[PATH_MAX];
     cs_store_t *st;
     char dummy[1];
@@ -580,7 +582,13 @@ cs_store_open(cs_store_t **stp, const char *dir, int flags, char *err,
         return -ENOMEM;
     }
     st->rdonly = (flags & CS_STORE_RDONLY) != 0;
-    pthread_rwlock_init(&st->resize_lock, NULL);
+
+    /* a steady stream of readers must not starve a remap */
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr,
+        PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&st->resize_lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
 
     rc = store_env_open(st, dir, err, errlen);
     if (rc != 0) {

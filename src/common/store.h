@@ -122,7 +122,9 @@ int cs_store_setting_change(cs_store_txn_t *txn, const char *key,
 int cs_store_changelog_trim(cs_store_txn_t *txn, uint64_t retain);
 
 /*
- * Reading. Each call is one short read transaction.
+ * Reading. Each call is one short read transaction; a store handle may be
+ * shared by threads. Callbacks run inside the transaction and must not
+ * call the store again.
  */
 
 /* The layer's values as a flat map (key -> value). */

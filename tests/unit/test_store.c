@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <limits.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -791,6 +792,123 @@ test_map_growth(void **state)
     cs_store_close(reader);
 }
 
+static int
+die_inside(const cs_store_setting_t *s, void *arg)
+{
+    _exit(0);
+}
+
+/* A reader killed inside its transaction leaves a slot to reclaim. */
+static void
+test_reader_check_reclaims_dead_reader(void **state)
+{
+    fixture_t *f = *state;
+    cs_store_t *st;
+    int dead = -1, status;
+    pid_t pid;
+
+    change_str(f->st, "a", "1");
+
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (cs_store_open(&st, f->dir, CS_STORE_RDONLY, NULL, 0) != 0) {
+            _exit(1);
+        }
+        cs_store_settings_foreach(st, die_inside, NULL);
+        _exit(2);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+
+    assert_int_equal(cs_store_reader_check(f->st, &dead), 0);
+    assert_int_equal(dead, 1);
+    assert_int_equal(cs_store_reader_check(f->st, &dead), 0);
+    assert_int_equal(dead, 0);
+    assert_int_equal(change_str(f->st, "a", "2"), 2);
+}
+
+typedef struct {
+    cs_store_t *st;
+    volatile int *stop;
+    int rounds;
+    int failures;
+} reader_arg_t;
+
+static void *
+reader_thread(void *p)
+{
+    reader_arg_t *a = p;
+    Datadog__Model__V1__ConfigEvent *ev;
+    uint64_t head;
+    uint8_t *buf;
+    size_t len;
+
+    while (!*a->stop) {
+        if (cs_store_snapshot_encode(a->st, &head, &buf, &len) != 0) {
+            a->failures++;
+            continue;
+        }
+        ev = datadog__model__v1__config_event__unpack(NULL, len, buf);
+        free(buf);
+        if (ev == NULL || ev->snapshot->n_settings != head) {
+            a->failures++;
+        }
+        if (ev != NULL) {
+            datadog__model__v1__config_event__free_unpacked(ev, NULL);
+        }
+        a->rounds++;
+    }
+
+    return NULL;
+}
+
+/*
+ * Threads snapshot through the writer's handle and through a read-only
+ * one while the writer grows a tiny map many times over; every snapshot
+ * is whole (one new key per id, so settings == head).
+ */
+static void
+test_threads_read_while_map_grows(void **state)
+{
+    fixture_t *f = *state;
+    reader_arg_t args[4];
+    pthread_t threads[4];
+    volatile int stop = 0;
+    cs_store_t *reader;
+    char err[256];
+    int i;
+
+    cs_store_close(f->st);
+    f->st = NULL;
+    *strrchr(f->dir, '/') = '\0';
+    strcat(f->dir, "/threads");
+    cs_store_set_initial_mapsize(64 << 10);
+    assert_int_equal(cs_store_open(&f->st, f->dir, CS_STORE_CREATE, err,
+        sizeof(err)), 0);
+    assert_int_equal(cs_store_open(&reader, f->dir, CS_STORE_RDONLY, err,
+        sizeof(err)), 0);
+
+    for (i = 0; i < 4; i++) {
+        args[i] = (reader_arg_t) { i < 2 ? f->st : reader, &stop, 0, 0 };
+        assert_int_equal(pthread_create(&threads[i], NULL, reader_thread,
+            &args[i]), 0);
+    }
+
+    for (i = 1; i <= 300; i++) {
+        assert_int_equal(write_batch(f->st, i, 1, 2000), 0);
+    }
+
+    stop = 1;
+    for (i = 0; i < 4; i++) {
+        pthread_join(threads[i], NULL);
+        assert_int_equal(args[i].failures, 0);
+        assert_true(args[i].rounds > 0);
+    }
+    cs_store_close(reader);
+}
+
 static void
 test_map_full_on_put(void **state)
 {
@@ -933,6 +1051,10 @@ main(void)
         cmocka_unit_test_setup_teardown(test_readers_see_committed_only,
             setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_growth, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reader_check_reclaims_dead_reader,
+            setup, teardown),
+        cmocka_unit_test_setup_teardown(test_threads_read_while_map_grows,
+            setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_full_on_put, setup,
             teardown),
         cmocka_unit_test_setup_teardown(test_map_full_on_commit, setup,
