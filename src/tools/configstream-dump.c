@@ -16,13 +16,10 @@
 
 #include <json-c/json.h>
 
+#include "config.h"
 #include "schema.h"
 #include "store.h"
 #include "value.h"
-
-#ifdef CS_HAVE_CONFIG
-#include "config.h"
-#endif
 
 #define DUMP_NAME       "configstream-dump"
 #define DUMP_REDACTED   "********"
@@ -429,10 +426,8 @@ dump_args(dump_t *d, int argc, char **argv)
 int
 main(int argc, char **argv)
 {
-#ifdef CS_HAVE_CONFIG
     cs_config_t cfg;
     int cfg_loaded = 0;
-#endif
     dump_t d = { 0 };
     char err[512];
     int rc, status = 1;
@@ -443,7 +438,6 @@ main(int argc, char **argv)
     }
 
     if (d.config_path != NULL) {
-#ifdef CS_HAVE_CONFIG
         rc = cs_config_load(&cfg, d.config_path, d.schema_path, err,
             sizeof(err));
         if (rc != 0) {
@@ -455,11 +449,6 @@ main(int argc, char **argv)
         if (d.schema_path == NULL) {
             d.schema_path = cfg.schema_path;
         }
-#else
-        fprintf(stderr, DUMP_NAME ": -c is not supported by this build; "
-            "use --store DIR\n");
-        return 1;
-#endif
     }
 
     /* redaction follows the schema: without it nothing is printed */
@@ -484,10 +473,8 @@ main(int argc, char **argv)
 out_schema:
     cs_schema_free(d.schema);
 out_config:
-#ifdef CS_HAVE_CONFIG
     if (cfg_loaded) {
         cs_config_free(&cfg);
     }
-#endif
     return status;
 }
