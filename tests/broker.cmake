@@ -15,3 +15,8 @@ add_executable(broker_shm_stress
 target_link_libraries(broker_shm_stress PRIVATE cs_registry cs_common)
 add_test(NAME system.broker_shm_stress COMMAND broker_shm_stress 500000)
 set_tests_properties(system.broker_shm_stress PROPERTIES TIMEOUT 300)
+
+# The change word wakes another process promptly, and only on a change.
+add_executable(broker_wake ${CMAKE_CURRENT_SOURCE_DIR}/system/broker_wake.c)
+target_link_libraries(broker_wake PRIVATE cs_common)
+add_test(NAME system.broker_wake COMMAND broker_wake 50)
