@@ -171,6 +171,35 @@ resolver_watch_arm(resolver_t *r, char **files, char **fleet_files,
 }
 
 /*
+ * log_level applies without a restart. Like every own setting it comes
+ * from default < file < environment only: runtime layers are streamed but
+ * do not reconfigure the process (config.h).
+ */
+static void
+resolver_log_level_follow(resolver_t *r)
+{
+    static const cs_source_t order[] = {
+        CS_SRC_ENV, CS_SRC_FILE, CS_SRC_DEFAULT
+    };
+    const cs_value_t *v = NULL;
+    cs_log_level_t level;
+    size_t i;
+
+    for (i = 0; i < sizeof(order) / sizeof(order[0]) && v == NULL; i++) {
+        v = cs_engine_layer_value(r->eng, order[i], "log_level");
+    }
+    if (v == NULL || v->kind != CS_VAL_STRING
+        || cs_log_level_parse(v->u.str.ptr, &level) != 0
+        || level == cs_log_get_level())
+    {
+        return;
+    }
+
+    cs_log_set_level(level);
+    cs_log_notice("main", "log level now %s", v->u.str.ptr);
+}
+
+/*
  * Build every file-backed layer aside and commit the differences. On
  * error err holds the reason (file:line:column: message for bad input)
  * and nothing was written.
@@ -234,6 +263,7 @@ resolver_reload(resolver_t *r, size_t *changes, char *err, size_t errlen)
 
     if (*changes > 0) {
         resolver_publish(r);
+        resolver_log_level_follow(r);
     }
 
 out_free:

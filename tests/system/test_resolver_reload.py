@@ -24,7 +24,7 @@ from resolver_common import (SETTLE_S, Run, check, fail, poll,  # noqa: E402
 KEY = "test_marker"
 
 
-def expect_change(run, what, action, value):
+def expect_change(run, what, action, value, source="file", unset=""):
     h0 = run.head()
     action()
     poll(lambda: (run.get(KEY) or {}).get("value") == value,
@@ -32,7 +32,7 @@ def expect_change(run, what, action, value):
     time.sleep(SETTLE_S)
 
     got = run.get(KEY)
-    check(got["source"] == "file", "%s: source %r" % (what, got["source"]))
+    check(got["source"] == source, "%s: source %r" % (what, got["source"]))
     check(run.head() == h0 + 1, "%s: head %d, want exactly one new id "
           "after %d" % (what, run.head(), h0))
     check(got["seq"] == h0 + 1, "%s: seq %d, want %d" % (what, got["seq"],
@@ -44,7 +44,8 @@ def expect_change(run, what, action, value):
         check(len(mine) == 1, "%s: changelog has %r" % (what, mine))
         c = mine[0]
         check(c["key"] == KEY and c["value"] == value
-              and c["source"] == "file",
+              and c["source"] == source
+              and c.get("unset_source", "") == unset,
               "%s: changelog entry %r" % (what, c))
     print("ok: %s" % what)
 
@@ -130,9 +131,32 @@ def main():
               "status does not report the failed reload: %r" % st)
         print("ok: broken edit refused: " + line.split(" reload: ", 1)[1])
 
+        rc, _, err = run.ctl(["reload"])
+        check(rc == 1 and re.search(r"datadog\.yaml:\d+:\d+: ", err),
+              "ctl reload of a broken file: exit %d: %s" % (rc, err))
+        check(run.head() == h0, "ctl reload of a broken file wrote")
+
         expect_change(run, "fix picked up",
                       lambda: write_file(run.config, config(run, 6)), 6)
         check(run.status()["last_reload"]["ok"], "status after the fix")
+
+        # Fleet policies: a watched directory, any file in it counts.
+        fleet = os.path.join(run.dir, "fleet")
+        os.mkdir(fleet)
+        write_file(run.config, config(run, 6) +
+                   "fleet_policies_dir: %s\n" % fleet)
+        poll(lambda: (run.get("fleet_policies_dir") or {}).get("value")
+             == fleet, "fleet_policies_dir to be set")
+
+        def policy_added():
+            tmp = os.path.join(fleet, ".policy.tmp")
+            write_file(tmp, "%s: 7\n" % KEY)
+            os.rename(tmp, os.path.join(fleet, "policy.yaml"))
+        expect_change(run, "fleet policy added", policy_added, 7,
+                      "fleet-policies")
+        expect_change(run, "fleet policy removed",
+                      lambda: os.unlink(os.path.join(fleet, "policy.yaml")),
+                      6, "file", "fleet-policies")
 
         rc = run.stop()
         check(rc == 0, "resolver exit status %r on SIGTERM" % rc)
