@@ -430,18 +430,57 @@ static const struct {
 };
 
 /*
- * Open the named databases (creating them for the writer) and check the
- * layout, or initialise meta in a store that has none yet.
+ * A new store is an environment with nothing in it yet; one that holds
+ * databases but no meta belongs to someone else and is left alone.
+ */
+static int
+store_is_new(MDB_txn *txn, const char *dir, int *fresh, char *err,
+    size_t errlen)
+{
+    MDB_dbi dbi;
+    MDB_stat stat;
+    int rc;
+
+    rc = mdb_dbi_open(txn, "meta", 0, &dbi);
+    if (rc == MDB_SUCCESS) {
+        *fresh = 0;
+        return 0;
+    }
+    if (rc != MDB_NOTFOUND) {
+        snprintf(err, errlen, "mdb_dbi_open meta: %s", mdb_strerror(rc));
+        return store_errno(rc);
+    }
+
+    rc = mdb_dbi_open(txn, NULL, 0, &dbi);
+    if (rc == MDB_SUCCESS) {
+        rc = mdb_stat(txn, dbi, &stat);
+    }
+    if (rc != MDB_SUCCESS) {
+        snprintf(err, errlen, "mdb_stat: %s", mdb_strerror(rc));
+        return store_errno(rc);
+    }
+    if (stat.ms_entries != 0) {
+        snprintf(err, errlen, "%s holds an LMDB environment that is not a "
+            "configstream store", dir);
+        return -EPROTO;
+    }
+
+    *fresh = 1;
+    return 0;
+}
+
+/*
+ * Open the named databases (creating them in a new store, whose meta is
+ * initialised) and check the layout.
  */
 static int
 store_dbs_open(cs_store_t *st, const char *dir, char *err, size_t errlen)
 {
     MDB_txn *txn;
     MDB_dbi *dbi;
-    MDB_val val;
     unsigned create;
     size_t i;
-    int rc;
+    int rc, fresh = 0;
 
     rc = store_mdb_begin(st, st->rdonly ? MDB_RDONLY : 0, &txn);
     if (rc != 0) {
@@ -449,7 +488,14 @@ store_dbs_open(cs_store_t *st, const char *dir, char *err, size_t errlen)
         return rc;
     }
 
-    create = st->rdonly ? 0 : MDB_CREATE;
+    if (!st->rdonly) {
+        rc = store_is_new(txn, dir, &fresh, err, errlen);
+        if (rc != 0) {
+            goto out_abort;
+        }
+    }
+
+    create = fresh ? MDB_CREATE : 0;
     for (i = 0; i < sizeof(store_dbs) / sizeof(store_dbs[0]); i++) {
         dbi = (MDB_dbi *) ((char *) st + store_dbs[i].offset);
         rc = mdb_dbi_open(txn, store_dbs[i].name,
@@ -467,20 +513,19 @@ store_dbs_open(cs_store_t *st, const char *dir, char *err, size_t errlen)
             goto out_abort;
         }
 
-        /* a foreign store's meta is checked before anything is added */
-        if (i == 0 && !st->rdonly
-            && store_meta_get(txn, st->meta, "layout", &val) == -ENOENT)
-        {
+        if (i > 0) {
+            continue;
+        }
+        if (fresh) {
             rc = store_meta_init(txn, st->meta, err, errlen);
             if (rc != 0) {
                 goto out_abort;
             }
         }
-        if (i == 0) {
-            rc = store_layout_check(txn, st->meta, dir, err, errlen);
-            if (rc != 0) {
-                goto out_abort;
-            }
+        /* checked before the other databases are looked at */
+        rc = store_layout_check(txn, st->meta, dir, err, errlen);
+        if (rc != 0) {
+            goto out_abort;
         }
     }
 

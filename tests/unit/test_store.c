@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -267,6 +268,42 @@ test_layout_mismatch_refused(void **state)
 
     set_layout(f->dir, CS_STORE_LAYOUT_VERSION);
     reopen(f, CS_STORE_RDONLY);
+}
+
+/* An LMDB environment of someone else's is refused, and left as it was. */
+static void
+test_foreign_environment_refused(void **state)
+{
+    fixture_t *f = *state;
+    char dir[PATH_MAX + 16], err[256];
+    cs_store_t *st;
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_stat stat;
+
+    snprintf(dir, sizeof(dir), "%s-foreign", f->dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 4), 0);
+    assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "other", MDB_CREATE, &dbi), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+
+    err[0] = '\0';
+    assert_int_equal(cs_store_open(&st, dir, CS_STORE_CREATE, err,
+        sizeof(err)), -EPROTO);
+    assert_non_null(strstr(err, "not a configstream store"));
+    assert_int_equal(cs_store_open(&st, dir, CS_STORE_RDONLY, err,
+        sizeof(err)), -ENOENT);
+
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
+    assert_int_equal(mdb_stat(txn, dbi, &stat), 0);
+    assert_int_equal(stat.ms_entries, 1);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
 }
 
 static void
@@ -1034,6 +1071,8 @@ main(void)
             setup, teardown),
         cmocka_unit_test_setup_teardown(test_epoch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_layout_mismatch_refused,
+            setup, teardown),
+        cmocka_unit_test_setup_teardown(test_foreign_environment_refused,
             setup, teardown),
         cmocka_unit_test_setup_teardown(test_rdonly_missing_store, setup,
             teardown),
