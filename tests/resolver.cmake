@@ -20,3 +20,11 @@ foreach(t resolver_reload resolver_ctl resolver_badinput)
         ${CS_RESOLVER_TEST_BINS})
     set_tests_properties(system.${t} PROPERTIES TIMEOUT 120)
 endforeach()
+
+if(TARGET configstream-broker)
+    add_test(NAME system.ctl_sessions COMMAND ${Python3_EXECUTABLE}
+        ${CMAKE_CURRENT_SOURCE_DIR}/system/test_ctl_sessions.py
+        $<TARGET_FILE:configstream-resolver>
+        $<TARGET_FILE:configstream-ctl> $<TARGET_FILE:configstream-broker>)
+    set_tests_properties(system.ctl_sessions PROPERTIES TIMEOUT 60)
+endif()

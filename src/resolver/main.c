@@ -483,6 +483,7 @@ resolver_on_status(resolver_t *r, control_resp_t *resp)
     st->last_reload_unix_ms = r->last_ms;
     st->origin = r->cfg.origin;
     st->pid = (int32_t) getpid();
+    st->broker_attached = r->shm != NULL;
 
     resp->status = st;
     resp->ok = 1;

@@ -416,6 +416,8 @@ ctl_status_print(ctl_t *c, const Configstream__Control__V1__StatusResponse
             json_object_new_uint64(st->setting_count));
         json_object_object_add(o, "origin", json_object_new_string(st->origin));
         json_object_object_add(o, "pid", json_object_new_int(st->pid));
+        json_object_object_add(o, "broker_attached",
+            json_object_new_boolean(st->broker_attached));
         r = json_object_new_object();
         json_object_object_add(r, "ok",
             json_object_new_boolean(st->last_reload_ok));
@@ -435,6 +437,7 @@ ctl_status_print(ctl_t *c, const Configstream__Control__V1__StatusResponse
     printf("settings: %" PRIu64 "\n", st->setting_count);
     printf("origin: %s\n", st->origin);
     printf("pid: %d\n", (int) st->pid);
+    printf("broker: %s\n", st->broker_attached ? "attached" : "absent");
     if (st->last_reload_ok) {
         printf("last reload: ok, %" PRIu64 " changes, at %s\n",
             st->last_reload_changes, when);
