@@ -35,3 +35,12 @@ add_test(NAME system.deploy_systemd
         ${CMAKE_SOURCE_DIR}/deploy)
 set_tests_properties(system.deploy_systemd PROPERTIES SKIP_RETURN_CODE 77
     TIMEOUT 60)
+
+# The real group under configstreamd; skipped (77) while a role is missing.
+if(TARGET configstreamd)
+    add_test(NAME system.daemon_group
+        COMMAND ${CMAKE_CURRENT_LIST_DIR}/system/test_daemon_group.sh
+            ${CMAKE_BINARY_DIR} ${CS_FIXTURES_DIR})
+    set_tests_properties(system.daemon_group PROPERTIES
+        SKIP_RETURN_CODE 77 TIMEOUT 120)
+endif()

@@ -1,0 +1,185 @@
+#!/bin/bash
+# configstreamd running the real broker, resolver and frontends on a real
+# datadog.yaml (the rendered upstream example, with the daemon's own
+# settings appended), with TLS:
+#   - a client's snapshot equals configstream-dump's settings;
+#   - /metrics passes promtool and counts the streaming client;
+#   - configstream-ctl set reaches the streaming client;
+#   - kill -9 of each role (broker, resolver, each frontend): back within
+#     2 s, and updates reach the client again afterwards without an order
+#     violation (the client reconnects on its own);
+#   - SIGTERM stops everything, exit status 0.
+#
+# usage: test_daemon_group.sh BUILD_DIR FIXTURES_DIR
+set -u
+
+BUILD=$1
+FIXTURES=$2
+DAEMON=$BUILD/src/supervisor/configstreamd
+CLIENT=$BUILD/src/tools/config-stream-client
+CTL=$BUILD/src/tools/configstream-ctl
+DUMP=$BUILD/src/tools/configstream-dump
+CONFIG_SRC=$FIXTURES/rendered/datadog.yaml.example
+
+for f in "$DAEMON" "$CLIENT" "$CTL" "$DUMP" \
+         "$BUILD/src/broker/configstream-broker" \
+         "$BUILD/src/resolver/configstream-resolver" \
+         "$BUILD/src/frontend/configstream-frontend"; do
+    if [ ! -x "$f" ]; then
+        echo "SKIP: $f is not built"
+        exit 77
+    fi
+done
+[ -f "$CONFIG_SRC" ] || { echo "SKIP: no fixture $CONFIG_SRC"; exit 77; }
+
+TMP=$(mktemp -d /tmp/cs-daemon-group-XXXXXX)
+DPID=
+CPID=
+trap 'cleanup' EXIT
+
+cleanup() {
+    [ -n "$CPID" ] && kill -KILL "$CPID" 2>/dev/null
+    if [ -n "$DPID" ] && kill -0 "$DPID" 2>/dev/null; then
+        kill -KILL "$DPID" 2>/dev/null
+        sleep 0.3
+    fi
+    rm -rf "$TMP"
+}
+
+fail() {
+    echo "FAIL: $*" >&2
+    echo "--- log (last 40 lines)" >&2
+    tail -n 40 "$TMP/log" >&2
+    echo "--- client" >&2
+    tail -n 10 "$TMP/client.out" "$TMP/client.err" >&2 2>/dev/null
+    exit 1
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_for() {
+    local limit=$(( $1 * 20 )) i=0
+    shift
+    while ! "$@" >/dev/null 2>&1; do
+        i=$((i + 1))
+        [ "$i" -ge "$limit" ] && return 1
+        sleep 0.05
+    done
+}
+
+procs() { cat "$TMP/run/configstream/configstreamd.procs"; }
+pid_of() { procs | awk -v r="$1" -v i="$2" '$1 == r && $2 == i { print $3 }'; }
+state_of() { procs | awk -v r="$1" -v i="$2" '$1 == r && $2 == i { print $4 }'; }
+metric() { curl -sf "http://127.0.0.1:$TPORT/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+
+PORT=$(free_port)
+TPORT=$(free_port)
+cp "$CONFIG_SRC" "$TMP/datadog.yaml"
+cat >> "$TMP/datadog.yaml" <<EOF
+
+run_path: $TMP/run
+cmd_host: 127.0.0.1
+cmd_port: $PORT
+config_stream:
+  workers: 2
+  telemetry_address: 127.0.0.1:$TPORT
+EOF
+
+"$DAEMON" -c "$TMP/datadog.yaml" 2>"$TMP/log" &
+DPID=$!
+wait_for 20 grep -q "ready: 2 frontends" "$TMP/log" ||
+    fail "configstreamd never reported ready"
+
+client_args=(--ipc-address "127.0.0.1:$PORT"
+    --auth-token-file "$TMP/run/auth_token"
+    --cert-file "$TMP/run/ipc_cert.pem")
+
+# --- the snapshot is the store -----------------------------------------------
+timeout 20 "$CLIENT" "${client_args[@]}" --name snap --max-samples 1 \
+    --dump-snapshot --json > "$TMP/snap.json" 2>"$TMP/snap.err" ||
+    fail "snapshot client failed: $(cat "$TMP/snap.err")"
+"$DUMP" -c "$TMP/datadog.yaml" --settings --json --show-secrets \
+    > "$TMP/dump.json" || fail "configstream-dump failed"
+python3 - "$TMP/snap.json" "$TMP/dump.json" <<'EOF' || fail "snapshot differs from the store"
+import json, sys
+snap = {}
+for line in open(sys.argv[1]):
+    o = json.loads(line)
+    if o.get("event") == "setting":
+        snap[o["key"]] = (o.get("source"), o.get("value"))
+dump = {}
+for line in open(sys.argv[2]):
+    o = json.loads(line)
+    if o.get("kind") == "setting":
+        dump[o["key"]] = (o.get("source"), o.get("value"))
+if not snap or snap != dump:
+    missing = set(dump) ^ set(snap)
+    diff = [k for k in set(dump) & set(snap) if dump[k] != snap[k]]
+    print("snapshot %d keys, store %d; not in both: %s; differing: %s"
+          % (len(snap), len(dump), sorted(missing)[:5], diff[:5]))
+    sys.exit(1)
+EOF
+
+# --- a streaming client --------------------------------------------------------
+"$CLIENT" "${client_args[@]}" --name streamer --duration 40 --json \
+    > "$TMP/client.out" 2>"$TMP/client.err" &
+CPID=$!
+wait_for 10 grep -q '"event":"snapshot"' "$TMP/client.out" ||
+    fail "the client got no snapshot"
+
+curl -sf "http://127.0.0.1:$TPORT/metrics" | promtool check metrics ||
+    fail "promtool rejects /metrics"
+wait_for 5 test "$(metric configstream_subscribers)" = 1 ||
+    fail "configstream_subscribers is $(metric configstream_subscribers)"
+[ "$(metric configstream_rar_registered_sessions)" -ge 1 ] ||
+    fail "no registered session in /metrics"
+
+n=0
+set_and_see() {
+    n=$((n + 1))
+    "$CTL" -c "$TMP/datadog.yaml" set hostname "cs-test-$n" ||
+        fail "configstream-ctl set failed"
+    wait_for 10 grep -q "cs-test-$n" "$TMP/client.out" ||
+        fail "update $n did not reach the client ($1)"
+}
+set_and_see "before any kill"
+
+# --- kill -9 each role ---------------------------------------------------------
+for target in "configstream-broker 0" "configstream-resolver 0" \
+              "configstream-frontend 0" "configstream-frontend 1"; do
+    set -- $target
+    old=$(pid_of "$1" "$2")
+    kill -KILL "$old"
+    back() {
+        local p
+        p=$(pid_of "$1" "$2")
+        [ -n "$p" ] && [ "$p" != "$old" ] && [ "$p" != 0 ] &&
+            [ "$(state_of "$1" "$2")" = running ] && kill -0 "$p"
+    }
+    wait_for 2 back "$1" "$2" || fail "$1 $2 not back within 2 s"
+    grep -q "$1 pid $old killed by signal 9" "$TMP/log" ||
+        fail "no exit line for $1 pid $old"
+    set_and_see "after kill -9 of $1 $2"
+done
+
+# --- stop ------------------------------------------------------------------------
+children=$(procs | awk '$1 != "#" { print $3 }')
+kill -TERM "$DPID"
+wait_for 20 bash -c "! kill -0 $DPID" || fail "configstreamd did not stop"
+wait "$DPID"
+rc=$?
+DPID=
+[ "$rc" = 0 ] || fail "configstreamd exited $rc after SIGTERM"
+for p in $children; do
+    kill -0 "$p" 2>/dev/null && fail "child $p survived the stop"
+done
+
+kill -TERM "$CPID" 2>/dev/null
+wait "$CPID" 2>/dev/null
+CPID=
+if grep -q '"violations":[1-9]' "$TMP/client.out"; then
+    fail "the client saw order violations"
+fi
+echo "ok"
