@@ -18,6 +18,10 @@ envlayer_get(char *const *envp, const char *name)
 {
     size_t len = strlen(name);
 
+    if (envp == NULL) {
+        return NULL;
+    }
+
     for (; *envp != NULL; envp++) {
         if (strncmp(*envp, name, len) == 0 && (*envp)[len] == '=') {
             return *envp + len + 1;

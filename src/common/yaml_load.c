@@ -105,8 +105,13 @@ yaml_parser_fail(yaml_loader_t *ld)
 
     line = (int) p->problem_mark.line + 1;
     column = (int) p->problem_mark.column + 1;
-    if (p->context != NULL) {
-        yaml_fail(ld, line, column, "%s %s", p->context, problem);
+    if (p->problem_mark.index < ld->len
+        && ld->buf[p->problem_mark.index] == '\t')
+    {
+        yaml_fail(ld, line, column, "tab character where YAML allows only "
+            "spaces (%s)", problem);
+    } else if (p->context != NULL) {
+        yaml_fail(ld, line, column, "%s (%s)", problem, p->context);
     } else {
         yaml_fail(ld, line, column, "%s", problem);
     }
