@@ -44,3 +44,10 @@ if(TARGET configstreamd)
     set_tests_properties(system.daemon_group PROPERTIES
         SKIP_RETURN_CODE 77 TIMEOUT 120)
 endif()
+
+# The same group under Debian's supervisord, from deploy/supervisord.conf.
+add_test(NAME system.deploy_supervisord
+    COMMAND ${CMAKE_CURRENT_LIST_DIR}/system/test_deploy_supervisord.sh
+        ${CMAKE_BINARY_DIR} ${CMAKE_SOURCE_DIR}/deploy)
+set_tests_properties(system.deploy_supervisord PROPERTIES
+    SKIP_RETURN_CODE 77 TIMEOUT 120)
