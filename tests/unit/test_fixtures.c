@@ -410,6 +410,9 @@ main(int argc, char **argv)
 
     rc = _cmocka_run_group_tests("fixtures", tests, n, NULL, NULL);
 
+    while (n-- > 0) {
+        free((void *) tests[n].initial_state);
+    }
     cs_schema_free(schema);
     return rc;
 }
