@@ -80,7 +80,8 @@ assert not any("abcdef0123456789" in line or "endpointkey" in line
 PY
 
 expect 0 0 "$dump" --store "$store" --json --show-secrets
-grep -q '"key":"api_key","source":"file","value":"abcdef0123456789abcdef0123456789"' \
+key=abcdef0123456789abcdef0123456789
+grep -q "\"key\":\"api_key\",\"source\":\"file\",\"value\":\"$key\"" \
     "$tmp/out" || fail "--show-secrets prints the api key"
 grep -q 'endpointkey0123456789' "$tmp/out" ||
     fail "--show-secrets prints endpoint keys"

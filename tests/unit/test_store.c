@@ -514,8 +514,8 @@ test_snapshot_decodes_to_settings(void **state)
         cs_value_free(list);
     }
     map = cs_value_map();
-    assert_int_equal(cs_value_map_set(map, "https://a.example", cs_value_bool(1)),
-        0);
+    assert_int_equal(cs_value_map_set(map, "https://a.example",
+        cs_value_bool(1)), 0);
     assert_int_equal(cs_store_setting_change(txn, "additional_endpoints",
         "environment-variable", map, "", NULL), 0);
     cs_value_free(map);
