@@ -4,6 +4,9 @@
 add_executable(test_engine ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_engine.c)
 target_link_libraries(test_engine PRIVATE cs_engine cs_common
     PkgConfig::CMOCKA m)
+# The store's commit is wrapped so full-map and failed commits can be made.
+target_link_options(test_engine PRIVATE
+    -Wl,--wrap=cs_store_txn_commit)
 add_test(NAME unit.engine COMMAND test_engine)
 
 # System tests: the real resolver, ctl (and configstream-dump when it is

@@ -204,6 +204,18 @@ cs_control_close(cs_control_t *c)
 }
 
 int
+cs_control_alive(const char *path)
+{
+    struct sockaddr_un sa;
+
+    if (control_addr(&sa, path) != 0) {
+        return 0;
+    }
+
+    return control_alive(&sa);
+}
+
+int
 cs_control_fd(cs_control_t *c)
 {
     return c->efd;

@@ -49,6 +49,9 @@ void cs_control_close(cs_control_t *c);
 int cs_control_fd(cs_control_t *c);
 int cs_control_handle(cs_control_t *c);
 
+/* 1 when a process accepts connections on the control socket at path. */
+int cs_control_alive(const char *path);
+
 /*
  * Client side: connect to path, send req, wait up to timeout_ms for the
  * response (*resp: free with

@@ -10,6 +10,9 @@
 
 #include "engine.h"
 
+/* Each retry after a full map runs with the map doubled. */
+#define ENGINE_COMMIT_TRIES 8
+
 typedef struct {
     char *key;
     int src;                    /* cs_source_t, or -1: unknown name */
@@ -432,9 +435,9 @@ cs_engine_apply(cs_engine_t *eng, cs_value_t *layers[CS_SRC_COUNT],
         goto out_free;
     }
 
+    /* A transaction that filled the map grew it on abort: rebuild it. */
     rc = engine_commit(eng, next, &new, origin, &head);
-    if (rc == -ENOSPC) {
-        /* The store grew its map when the transaction filled it. */
+    for (s = 0; rc == -ENOSPC && s < ENGINE_COMMIT_TRIES; s++) {
         rc = engine_commit(eng, next, &new, origin, &head);
     }
     if (rc != 0) {

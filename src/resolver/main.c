@@ -780,6 +780,12 @@ main(int argc, char **argv)
         if (status != 0) {
             goto out;
         }
+    } else if (cs_control_alive(r.cfg.control_socket)) {
+        /* Two writers would each diff against a state the other changed. */
+        cs_log_error("main", "a resolver already runs on %s: ask it with "
+            "configstream-ctl reload", r.cfg.control_socket);
+        status = 1;
+        goto out;
     }
 
     cs_log_notice("main", "started (store %s)", r.cfg.store_path);

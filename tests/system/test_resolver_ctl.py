@@ -8,6 +8,7 @@ usage: test_resolver_ctl.py RESOLVER CTL [DUMP]
 
 import os
 import signal
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -25,6 +26,16 @@ def main():
     try:
         write_file(run.config, run.base_config("cmd_port: 5005\n"))
         run.start()
+
+        mode = os.stat(run.socket).st_mode & 0o777
+        check(mode == 0o600, "control socket mode %o" % mode)
+
+        # --once refuses to write beside a running resolver.
+        p = subprocess.run([run.resolver, "-c", run.config, "--once"],
+                           capture_output=True, text=True, timeout=30)
+        check(p.returncode == 1 and "already runs" in p.stderr,
+              "--once beside a running resolver: %d %s" % (p.returncode,
+                                                           p.stderr))
 
         # -c FILE finds the socket through the config's run_path.
         out = ok(run, ["status"], use_config=True)
@@ -65,6 +76,14 @@ def main():
         check(g["layers"] == {"default": 5001, "file": 5005,
                               "agent-runtime": 6000, "cli": 7000},
               "layers: %r" % g["layers"])
+
+        # Secrets are redacted unless asked for.
+        ok(run, ["set", "api_key", "0123456789abcdef"])
+        rc, out, _ = run.ctl(["get", "api_key"])
+        check(rc == 0 and "0123456789abcdef" not in out, "secret shown")
+        out = ok(run, ["--show-secrets", "get", "api_key"])
+        check("0123456789abcdef" in out, "--show-secrets: " + out)
+        check("0123456789abcdef" not in run.log_text(), "secret logged")
 
         h1 = run.head()
         out = ok(run, ["unset", "cmd_port", "--source", "cli"])

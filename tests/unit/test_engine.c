@@ -357,6 +357,77 @@ test_bad_layer_refused(void **state)
     assert_int_equal(head(fx), 1);
 }
 
+/*
+ * The store's commit, wrapped (-Wl,--wrap): fail_commits next commits
+ * abort and return fail_rc instead.
+ */
+int __real_cs_store_txn_commit(cs_store_txn_t *txn, uint64_t *head_seq);
+int __wrap_cs_store_txn_commit(cs_store_txn_t *txn, uint64_t *head_seq);
+
+static int fail_commits;
+static int fail_rc;
+
+int
+__wrap_cs_store_txn_commit(cs_store_txn_t *txn, uint64_t *head_seq)
+{
+    if (fail_commits > 0) {
+        fail_commits--;
+        cs_store_txn_abort(txn);
+        return fail_rc;
+    }
+
+    return __real_cs_store_txn_commit(txn, head_seq);
+}
+
+/* A full map is retried with a rebuilt transaction: one id per change. */
+static void
+test_full_map_retried(void **state)
+{
+    fx_t *fx = *state;
+    changes_t ch;
+
+    apply_one(fx, CS_SRC_FILE, map("a", 1.0, NULL), 1);
+    fail_commits = 2;
+    fail_rc = -ENOSPC;
+    apply_one(fx, CS_SRC_FILE, map("a", 2.0, NULL), 1);
+    assert_int_equal(fail_commits, 0);
+
+    changes_since(fx, 1, &ch);
+    assert_int_equal(ch.n, 2);
+    assert_int_equal(ch.c[1].seq, 2);
+    assert_true(ch.c[1].number == 2.0);
+}
+
+/* A failed commit leaves the previous resolution in effect, and the same
+ * change lands when it is applied again. */
+static void
+test_failed_commit_keeps_state(void **state)
+{
+    fx_t *fx = *state;
+    cs_value_t *layers[CS_SRC_COUNT] = { NULL };
+    const cs_value_t *v;
+    cs_source_t src;
+    size_t changes = 99;
+    uint64_t seq;
+
+    apply_one(fx, CS_SRC_FILE, map("a", 1.0, NULL), 1);
+
+    fail_commits = 1;
+    fail_rc = -EIO;
+    layers[CS_SRC_FILE] = map("a", 2.0, NULL);
+    assert_int_equal(cs_engine_apply(fx->eng, layers, "datadog.yaml",
+        &changes), -EIO);
+    assert_int_equal(changes, 0);
+    assert_int_equal(head(fx), 1);
+    assert_int_equal(cs_engine_get(fx->eng, "a", &src, &v, &seq), 0);
+    assert_true(v->u.number == 1.0);
+    assert_true(cs_engine_layer_value(fx->eng, CS_SRC_FILE, "a")->u.number
+        == 1.0);
+
+    apply_one(fx, CS_SRC_FILE, map("a", 2.0, NULL), 1);
+    assert_int_equal(head(fx), 2);
+}
+
 int
 main(void)
 {
@@ -374,6 +445,10 @@ main(void)
             teardown),
         cmocka_unit_test_setup_teardown(test_bad_layer_refused, setup,
             teardown),
+        cmocka_unit_test_setup_teardown(test_full_map_retried, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(test_failed_commit_keeps_state,
+            setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
