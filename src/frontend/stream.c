@@ -446,6 +446,7 @@ fe_keepalive(fe_server_t *srv)
 static int
 fe_notifier_attach(fe_server_t *srv)
 {
+    cs_store_meta_t meta;
     char err[256];
     int logged = 0;
 
@@ -464,8 +465,16 @@ fe_notifier_attach(fe_server_t *srv)
             srv->store = NULL;
         }
 
-        if (srv->shm != NULL && srv->store != NULL) {
+        /* The store counts once the resolver has published into it. */
+        if (srv->shm != NULL && srv->store != NULL
+            && cs_store_meta_get(srv->store, &meta) == 0
+            && (meta.head_seq > 0
+                || atomic_load(&cs_shm_header(srv->shm)->resolver_pid) != 0))
+        {
             return 0;
+        }
+        if (srv->shm != NULL && srv->store != NULL) {
+            snprintf(err, sizeof(err), "no resolution published yet");
         }
 
         if (!logged) {

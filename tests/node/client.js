@@ -8,7 +8,8 @@
 //    "path": "/datadog.api.v1.AgentSecure/StreamConfigEvents",
 //    "stream": true, "metadata": {"authorization": "Bearer ..."},
 //    "request": {...}, "rawRequest": "hex bytes instead of request",
-//    "maxEvents": N, "pauseAfter": N, "pauseMs": M, "timeoutMs": T}
+//    "maxEvents": N, "pauseAfter": N, "pauseMs": M, "timeoutMs": T,
+//    "fullSnapshots": false}
 //
 // Prints one JSON object per line: {"event": ...} for each streamed
 // message (or {"response": ...} for a unary call), then
@@ -54,11 +55,27 @@ function out(obj) {
     process.stdout.write(JSON.stringify(obj) + '\n');
 }
 
+let finished = false;
 function finish(err) {
+    if (finished) {
+        return;
+    }
+    finished = true;
     const code = err ? err.code : grpc.status.OK;
     out({ status: { code: codeNames[code] || String(code),
                     details: err ? err.details : '' } });
-    process.exit(0);
+    // Exit only once everything written to a pipe has been flushed.
+    process.stdout.write('', () => process.exit(0));
+}
+
+// Snapshots are summarised unless "fullSnapshots" is set.
+function brief(ev) {
+    if (ev.snapshot && !opts.fullSnapshots) {
+        return { snapshot: { origin: ev.snapshot.origin,
+                             sequence_id: ev.snapshot.sequence_id,
+                             n_settings: ev.snapshot.settings.length } };
+    }
+    return ev;
 }
 
 const creds = opts.cert
@@ -93,7 +110,7 @@ if (!opts.stream) {
     let n = 0;
     call.on('data', (ev) => {
         n++;
-        out({ event: ev });
+        out({ event: brief(ev) });
         if (opts.maxEvents && n >= opts.maxEvents) {
             call.cancel();
             finish(null);
