@@ -20,3 +20,11 @@ set_tests_properties(system.broker_shm_stress PROPERTIES TIMEOUT 300)
 add_executable(broker_wake ${CMAKE_CURRENT_SOURCE_DIR}/system/broker_wake.c)
 target_link_libraries(broker_wake PRIVATE cs_common)
 add_test(NAME system.broker_wake COMMAND broker_wake 50)
+
+# configstream-broker killed and restarted under a connected client.
+add_executable(broker_restart
+    ${CMAKE_CURRENT_SOURCE_DIR}/system/broker_restart.c)
+target_link_libraries(broker_restart PRIVATE cs_common)
+add_test(NAME system.broker_restart
+    COMMAND broker_restart $<TARGET_FILE:configstream-broker>)
+set_tests_properties(system.broker_restart PROPERTIES TIMEOUT 60)

@@ -327,7 +327,8 @@ broker_do_refresh(broker_t *b, const broker_request_t *req,
         : rc == -ENOENT ? "no remote agent found with session ID"
         : "session table busy");
     cs_log_debug("registry", "refresh of session %.8s: %s",
-        req->refresh->session_id, rc == 0 ? "ok" : strerror(-rc));
+        req->refresh->session_id, rc == 0 ? "ok"
+        : rc == -ENOENT ? "unknown" : strerror(-rc));
 }
 
 static void
