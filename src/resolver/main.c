@@ -348,6 +348,15 @@ resolver_on_set(resolver_t *r, const Configstream__Control__V1__SetRequest
         resp->error = "empty key";
         return;
     }
+    /* Layers hold dotted leaves: a section set whole would shadow none. */
+    if (cs_schema_lookup(r->schema, set->key) == NULL
+        && cs_schema_is_section(r->schema, set->key))
+    {
+        snprintf(r->reply_err, sizeof(r->reply_err), "%s is a section: "
+            "set its keys one by one (%s.KEY)", set->key, set->key);
+        resp->error = r->reply_err;
+        return;
+    }
 
     rc = cs_flatten_value_parse(r->schema, set->key, set->value_text, &v,
         r->reply_err, sizeof(r->reply_err));

@@ -61,6 +61,10 @@ def main():
         check(len(err.strip().splitlines()) == 1, "more than one line")
         check(run.head() == h0, "a refused set moved the head")
 
+        rc, out, err = run.ctl(["set", "logs_config", "{enabled: true}"])
+        check(rc == 1 and "logs_config is a section" in err,
+              "section set: exit %d: %s" % (rc, err))
+
         ok(run, ["set", "cmd_port", "6000"])
         g = run.get("cmd_port")
         check(g["value"] == 6000 and g["source"] == "agent-runtime"
