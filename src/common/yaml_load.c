@@ -491,12 +491,94 @@ yaml_retire(yaml_loader_t *ld, cs_yaml_node_t *node)
     return 0;
 }
 
+/*
+ * The keys of a mapping being read, hashed so that a duplicate is found in
+ * constant time even in mappings of thousands of keys (a schema file).
+ */
+typedef struct {
+    uint32_t *slots;            /* key index + 1; 0 is empty */
+    size_t mask;
+} yaml_keyset_t;
+
+static uint32_t
+yaml_key_hash(const char *s)
+{
+    uint32_t h = 2166136261u;
+
+    while (*s != '\0') {
+        h ^= (unsigned char) *s++;
+        h *= 16777619u;
+    }
+
+    return h;
+}
+
+static int
+yaml_keyset_grow(yaml_keyset_t *ks, const cs_yaml_node_t *map)
+{
+    size_t size = ks->slots ? (ks->mask + 1) * 2 : 16, i, slot;
+    uint32_t *slots;
+
+    slots = calloc(size, sizeof(*slots));
+    if (slots == NULL) {
+        return -ENOMEM;
+    }
+
+    for (i = 0; i < map->n; i++) {
+        slot = yaml_key_hash(map->keys[i]->text) & (size - 1);
+        while (slots[slot] != 0) {
+            slot = (slot + 1) & (size - 1);
+        }
+        slots[slot] = (uint32_t) i + 1;
+    }
+
+    free(ks->slots);
+    ks->slots = slots;
+    ks->mask = size - 1;
+
+    return 0;
+}
+
+/*
+ * Index of key in map, or -1; when absent, reserve its slot for the entry
+ * about to be pushed at index map->n.
+ */
+static int
+yaml_keyset_claim(yaml_keyset_t *ks, const cs_yaml_node_t *map,
+    const char *key, int *idx)
+{
+    size_t slot;
+    uint32_t v;
+    int rc;
+
+    if (ks->slots == NULL || (map->n + 1) * 2 > ks->mask + 1) {
+        rc = yaml_keyset_grow(ks, map);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+
+    slot = yaml_key_hash(key) & ks->mask;
+    while ((v = ks->slots[slot]) != 0) {
+        if (strcmp(map->keys[v - 1]->text, key) == 0) {
+            *idx = (int) v - 1;
+            return 0;
+        }
+        slot = (slot + 1) & ks->mask;
+    }
+
+    ks->slots[slot] = (uint32_t) map->n + 1;
+    *idx = -1;
+    return 0;
+}
+
 static int
 yaml_parse_mapping(yaml_loader_t *ld, yaml_event_t *start, int depth,
     cs_yaml_node_t **out)
 {
     cs_yaml_node_t *node, *key = NULL, *val = NULL;
     cs_yaml_node_t **merges = NULL, **tmp;
+    yaml_keyset_t keyset = { NULL, 0 };
     size_t n_merges = 0, i;
     yaml_event_t ev;
     int rc, idx;
@@ -557,7 +639,10 @@ yaml_parse_mapping(yaml_loader_t *ld, yaml_event_t *start, int depth,
             continue;
         }
 
-        idx = yaml_map_index(node, key->text);
+        rc = yaml_keyset_claim(&keyset, node, key->text, &idx);
+        if (rc < 0) {
+            goto out_free_val;
+        }
         if (idx >= 0) {
             yaml_fail(ld, key->line, key->column,
                 "duplicate key '%s' (first at line %d)", key->text,
@@ -579,6 +664,7 @@ yaml_parse_mapping(yaml_loader_t *ld, yaml_event_t *start, int depth,
         }
     }
     free(merges);
+    free(keyset.slots);
 
     *out = node;
     return 0;
@@ -589,6 +675,7 @@ out_free_key:
     cs_yaml_node_free(key);
 out_free:
     free(merges);
+    free(keyset.slots);
     cs_yaml_node_free(node);
     return rc;
 }
