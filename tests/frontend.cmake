@@ -11,7 +11,8 @@ target_link_libraries(frontend_seed cs_common m)
 find_package(Python3 COMPONENTS Interpreter)
 find_program(CS_NODE node)
 if(Python3_FOUND AND CS_NODE)
-    foreach(case snapshot updates fanout errors registry_disabled revoke
+    foreach(case start_order snapshot updates fanout errors registry_disabled
+            revoke keepalive
             slow_consumer sigterm)
         add_test(NAME system.frontend_${case}
             COMMAND ${Python3_EXECUTABLE}
