@@ -109,6 +109,103 @@ cs_envlayer_value(const cs_schema_t *schema, const char *key,
     return cs_flatten_convert(type, key, &scalar, NULL, out, err, errlen);
 }
 
+/* The first of names set to a non-empty value, or NULL. */
+static const char *
+envlayer_first(char *const *envp, const char *const *names)
+{
+    const char *v;
+
+    for (; *names != NULL; names++) {
+        v = envlayer_get(envp, *names);
+        if (v != NULL && v[0] != '\0') {
+            return v;
+        }
+    }
+
+    return NULL;
+}
+
+static cs_value_t *
+envlayer_split(const char *text, char sep)
+{
+    cs_value_t *list, *item;
+    const char *p = text, *end;
+
+    list = cs_value_list();
+    while (list != NULL && *p != '\0') {
+        end = strchr(p, sep);
+        if (end == NULL) {
+            end = p + strlen(p);
+        }
+        if (end > p) {
+            item = cs_value_string_len(p, (size_t) (end - p));
+            if (item == NULL || cs_value_list_append(list, item) < 0) {
+                cs_value_free(list);
+                return NULL;
+            }
+        }
+        p = *end != '\0' ? end + 1 : end;
+    }
+
+    return list;
+}
+
+/*
+ * The agent reads its proxy from DD_PROXY_* or, failing that, from the
+ * conventional HTTP_PROXY, HTTPS_PROXY and NO_PROXY (upper case first);
+ * DD_PROXY_NO_PROXY is space-separated, NO_PROXY comma-separated.
+ */
+static int
+envlayer_proxy(const cs_schema_t *schema, char *const *envp,
+    cs_value_t *map)
+{
+    static const char *const http[] = { "DD_PROXY_HTTP", "HTTP_PROXY",
+                                        "http_proxy", NULL };
+    static const char *const https[] = { "DD_PROXY_HTTPS", "HTTPS_PROXY",
+                                         "https_proxy", NULL };
+    static const char *const no_proxy[] = { "NO_PROXY", "no_proxy", NULL };
+    static const char *const dd_no_proxy[] = { "DD_PROXY_NO_PROXY", NULL };
+    const char *v;
+    cs_value_t *val;
+    int rc;
+
+    if (cs_schema_lookup(schema, "proxy.http") != NULL
+        && (v = envlayer_first(envp, http)) != NULL)
+    {
+        rc = cs_value_map_set(map, "proxy.http", cs_value_string(v));
+        if (rc < 0) {
+            return rc;
+        }
+    }
+
+    if (cs_schema_lookup(schema, "proxy.https") != NULL
+        && (v = envlayer_first(envp, https)) != NULL)
+    {
+        rc = cs_value_map_set(map, "proxy.https", cs_value_string(v));
+        if (rc < 0) {
+            return rc;
+        }
+    }
+
+    if (cs_schema_lookup(schema, "proxy.no_proxy") == NULL) {
+        return 0;
+    }
+
+    if ((v = envlayer_first(envp, dd_no_proxy)) != NULL) {
+        val = envlayer_split(v, ' ');
+    } else if ((v = envlayer_first(envp, no_proxy)) != NULL) {
+        val = envlayer_split(v, ',');
+    } else {
+        return 0;
+    }
+
+    if (val == NULL) {
+        return -ENOMEM;
+    }
+
+    return cs_value_map_set(map, "proxy.no_proxy", val);
+}
+
 int
 cs_envlayer_load(const cs_schema_t *schema, char *const *envp,
     cs_value_t **layer, char *err, size_t errlen)
@@ -148,6 +245,11 @@ cs_envlayer_load(const cs_schema_t *schema, char *const *envp,
         if (rc < 0) {
             goto out_free;
         }
+    }
+
+    rc = envlayer_proxy(schema, envp, map);
+    if (rc < 0) {
+        goto out_free;
     }
 
     *layer = map;

@@ -14,7 +14,11 @@
  *   string    the value as is
  *   any       a JSON array or object when it looks like one, else the
  *             string
- * An unknown key has no variable. Errors name the variable:
+ * An unknown key has no variable. The proxy settings also follow the
+ * conventional variables: proxy.http <- DD_PROXY_HTTP, HTTP_PROXY,
+ * http_proxy; proxy.https likewise; proxy.no_proxy <- DD_PROXY_NO_PROXY
+ * (space-separated), NO_PROXY, no_proxy (comma-separated).
+ * Errors name the variable:
  *   "DD_CMD_PORT: cmd_port: expected an integer, got 'abc'"
  */
 #ifndef CS_ENVLAYER_H

@@ -223,6 +223,40 @@ test_errors_name_variable(void **state)
     assert_null(l);
 }
 
+static void
+test_proxy(void **state)
+{
+    char *conventional[] = {
+        "http_proxy=http://lower:1", "HTTP_PROXY=http://upper:1",
+        "HTTPS_PROXY=http://secure:2", "NO_PROXY=a.example,b.example", NULL
+    };
+    char *dd[] = {
+        "DD_PROXY_HTTP=http://dd:3", "HTTP_PROXY=http://upper:1",
+        "DD_PROXY_NO_PROXY=x y", "NO_PROXY=a,b,c", NULL
+    };
+    const cs_value_t *v;
+    cs_value_t *l;
+
+    l = layer(state, conventional);
+    assert_string_equal(cs_value_map_get(l, "proxy.http")->u.str.ptr,
+        "http://upper:1");
+    assert_string_equal(cs_value_map_get(l, "proxy.https")->u.str.ptr,
+        "http://secure:2");
+    v = cs_value_map_get(l, "proxy.no_proxy");
+    assert_int_equal(v->u.list.n, 2);
+    assert_string_equal(v->u.list.items[1]->u.str.ptr, "b.example");
+    cs_value_free(l);
+
+    l = layer(state, dd);
+    assert_string_equal(cs_value_map_get(l, "proxy.http")->u.str.ptr,
+        "http://dd:3");
+    assert_null(cs_value_map_get(l, "proxy.https"));
+    v = cs_value_map_get(l, "proxy.no_proxy");
+    assert_int_equal(v->u.list.n, 2);
+    assert_string_equal(v->u.list.items[0]->u.str.ptr, "x");
+    cs_value_free(l);
+}
+
 int
 main(void)
 {
@@ -234,6 +268,7 @@ main(void)
         cmocka_unit_test(test_maps),
         cmocka_unit_test(test_numbers_and_durations),
         cmocka_unit_test(test_errors_name_variable),
+        cmocka_unit_test(test_proxy),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
