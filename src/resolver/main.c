@@ -249,7 +249,7 @@ resolver_reload(resolver_t *r, size_t *changes, char *err, size_t errlen)
         goto out_free;
     }
 
-    /* The watch set follows what this resolution read, good or bad. */
+    /* The watch set follows the files this resolution read. */
     resolver_watch_arm(r, files, fleet_files, fleet_dir);
 
     rc = cs_engine_apply(r->eng, layers, r->cfg.origin, changes);

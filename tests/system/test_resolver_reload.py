@@ -143,8 +143,8 @@ def main():
         # Fleet policies: a watched directory, any file in it counts.
         fleet = os.path.join(run.dir, "fleet")
         os.mkdir(fleet)
-        write_file(run.config, config(run, 6) +
-                   "fleet_policies_dir: %s\n" % fleet)
+        fleet_line = "fleet_policies_dir: %s\n" % fleet
+        write_file(run.config, config(run, 6) + fleet_line)
         poll(lambda: (run.get("fleet_policies_dir") or {}).get("value")
              == fleet, "fleet_policies_dir to be set")
 
@@ -157,6 +157,27 @@ def main():
         expect_change(run, "fleet policy removed",
                       lambda: os.unlink(os.path.join(fleet, "policy.yaml")),
                       6, "file", "fleet-policies")
+
+        # A link to a file elsewhere: that file's directory is watched too.
+        other = os.path.join(run.dir, "other")
+        os.mkdir(other)
+        real = os.path.join(other, "real.yaml")
+
+        def link_elsewhere():
+            write_file(real, config(run, 8) + fleet_line)
+            tmp = run.config + ".lnk"
+            os.symlink(real, tmp)
+            os.rename(tmp, run.config)
+        expect_change(run, "symlink to another directory", link_elsewhere,
+                      8)
+
+        def edit_target():
+            with open(real, "r+") as f:
+                f.seek(0)
+                f.truncate()
+                f.write(config(run, 9) + fleet_line)
+        expect_change(run, "in-place edit of the link's target",
+                      edit_target, 9)
 
         rc = run.stop()
         check(rc == 0, "resolver exit status %r on SIGTERM" % rc)
