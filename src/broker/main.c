@@ -28,7 +28,6 @@
 #include "configstream/broker.pb-c.h"
 #include "log.h"
 #include "registry.h"
-#include "settings.h"
 #include "shm.h"
 
 #define BROKER_CLIENTS_MAX      256
@@ -621,7 +620,7 @@ broker_shutdown(broker_t *b)
     cs_registry_free(b->reg);
     cs_shm_detach(b->shm);
     free(b->buf);
-    broker_settings_free(&b->cfg);
+    cs_config_free(&b->cfg);
 }
 
 static int
@@ -720,8 +719,7 @@ main(int argc, char **argv)
     b.sfd = -1;
     b.lfd = -1;
 
-    (void) schema_path;
-    rc = broker_settings_load(&b.cfg, config_path, err, sizeof(err));
+    rc = cs_config_load(&b.cfg, config_path, schema_path, err, sizeof(err));
     if (rc < 0) {
         cs_log_error("config", "%s", err);
         return CS_EXIT_FATAL_CONFIG;
@@ -729,7 +727,7 @@ main(int argc, char **argv)
     cs_log_set_level(b.cfg.log_level);
 
     if (broker_check_settings(&b.cfg) < 0) {
-        broker_settings_free(&b.cfg);
+        cs_config_free(&b.cfg);
         return CS_EXIT_FATAL_CONFIG;
     }
 

@@ -209,14 +209,14 @@ test_kill_and_restart(void)
 {
     char a[CS_SESSION_ID_LEN + 1], b[CS_SESSION_ID_LEN + 1];
     char c[CS_SESSION_ID_LEN + 1];
-    cs_broker_session_info_t *list;
+    cs_broker_session_info_t *list = NULL;
+    int64_t t0, seen_b = 0, seen_b2 = -1, seen_c;
     cs_broker_client_t *bc;
     cs_broker_reply_t reply;
-    int64_t t0, seen_b, seen_b2, seen_c;
-    cs_shm_t *shm;
+    cs_shm_t *shm = NULL;
     char err[256];
+    size_t n = 0;
     paths_t p;
-    size_t n;
     pid_t pid;
     int rc;
 
@@ -231,7 +231,10 @@ test_kill_and_restart(void)
     CHECK(do_register(bc, "agent b", b) == 0);
     CHECK(do_register(bc, "agent c", c) == 0);
 
-    CHECK(cs_shm_attach(&shm, p.shm, err, sizeof(err)) == 0);
+    if (cs_shm_attach(&shm, p.shm, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s\n", err);
+        exit(1);
+    }
     CHECK(lookup_last_seen(shm, b, &seen_b) == 0);
     CHECK(cs_shm_header(shm)->registry_enabled == 1);
 

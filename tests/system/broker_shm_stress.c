@@ -7,9 +7,9 @@
  * is derived from it; a journal in shared anonymous memory maps each
  * minted id to its serial. So a reader detects a torn copy (the id of one
  * session with fields of another, or half-written ones). The journal also
- * tells readers what state each id is in; the broker marks an id "going" before removing it, so a reader
- * that saw "live" both before and after its lookup must have found it, and
- * one that saw "gone" before must not.
+ * tells readers what state each id is in; the broker marks an id "going"
+ * before removing it, so a reader that saw "live" both before and after
+ * its lookup must have found it, and one that saw "gone" before must not.
  *
  * usage: broker_shm_stress [LOOKUPS_PER_READER]   (default 500000)
  */
