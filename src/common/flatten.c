@@ -392,7 +392,8 @@ flatten_entry(flatten_ctx_t *ctx, const char *key,
         if (rc < 0) {
             return rc;
         }
-        return flatten_set(ctx, key, v, knode);
+        return flatten_set(ctx, key, v,
+            flatten_is_null(val) ? knode : val);
     }
 
     if (val != NULL && val->kind == CS_YAML_MAPPING
@@ -407,7 +408,7 @@ flatten_entry(flatten_ctx_t *ctx, const char *key,
         return -ENOMEM;
     }
 
-    return flatten_set(ctx, key, v, knode);
+    return flatten_set(ctx, key, v, flatten_is_null(val) ? knode : val);
 }
 
 static int

@@ -46,7 +46,8 @@
 /*
  * Flatten root (a mapping, or NULL for an empty document) into *flat, a
  * new map. name prefixes error positions. When pos is not NULL, *pos gets
- * a map key -> [line, column] of where each setting was written.
+ * a map key -> [line, column] of where each setting's value was written
+ * (of its key when the value is empty).
  */
 int cs_flatten_node(const cs_schema_t *schema, const cs_yaml_node_t *root,
     const char *name, cs_value_t **flat, cs_value_t **pos, char *err,

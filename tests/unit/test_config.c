@@ -185,12 +185,12 @@ static void
 test_validation(void **state)
 {
     expect_invalid("api_key: x\ncmd_port: 70000\n",
-        "2:1: cmd_port: must be between 1 and 65535, got 70000");
+        "2:11: cmd_port: must be between 1 and 65535, got 70000");
     expect_invalid("cmd_port: 0\n",
-        "1:1: cmd_port: must be between 1 and 65535, got 0");
-    expect_invalid("log_level: loud\n", "1:1: log_level: unknown log level");
+        "1:11: cmd_port: must be between 1 and 65535, got 0");
+    expect_invalid("log_level: loud\n", "1:12: log_level: unknown log level");
     expect_invalid("config_stream:\n  queue_size: 0\n",
-        "2:3: config_stream.queue_size: must be between 1 and 1048576, "
+        "2:15: config_stream.queue_size: must be between 1 and 1048576, "
         "got 0");
     expect_invalid("cmd_port: abc\n",
         "1:11: cmd_port: expected an integer, got 'abc'");

@@ -244,6 +244,48 @@ test_anchors_and_merge(void **state)
 }
 
 static void
+test_anchored_merge_source_reused(void **state)
+{
+    cs_yaml_node_t *root = NULL;
+    cs_value_t *v;
+    char err[256];
+
+    /* The merged mapping is an anchor target used again later. */
+    assert_int_equal(load("a:\n  <<: &m {x: 1}\n  y: 2\nb: *m\n", &root,
+        err, sizeof(err)), 0);
+    v = cs_yaml_to_value(root);
+    assert_true(cs_value_map_get(cs_value_map_get(v, "a"), "x")->u.number
+        == 1);
+    assert_true(cs_value_map_get(cs_value_map_get(v, "b"), "x")->u.number
+        == 1);
+    assert_int_equal(cs_value_map_get(v, "b")->u.map.n, 1);
+    cs_value_free(v);
+    cs_yaml_node_free(root);
+}
+
+static void
+test_self_reference_rejected(void **state)
+{
+    expect_error("a: &a [x, *a]\n", "t.yaml:1:11: unknown anchor 'a'");
+}
+
+static void
+test_deep_nesting_rejected(void **state)
+{
+    char *text;
+    size_t i;
+
+    text = calloc(1, 2048);
+    strcpy(text, "a: ");
+    for (i = 0; i < 600; i++) {
+        strcat(text, "[");
+    }
+    strcat(text, "\n");
+    expect_error(text, "t.yaml:1:");
+    free(text);
+}
+
+static void
 test_merge_of_scalar_rejected(void **state)
 {
     expect_error("a:\n  <<: 5\n", "t.yaml:2:7: merge key");
@@ -330,6 +372,9 @@ main(void)
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_positions_and_quoting),
         cmocka_unit_test(test_anchors_and_merge),
+        cmocka_unit_test(test_anchored_merge_source_reused),
+        cmocka_unit_test(test_self_reference_rejected),
+        cmocka_unit_test(test_deep_nesting_rejected),
         cmocka_unit_test(test_merge_of_scalar_rejected),
         cmocka_unit_test(test_yaml11_scalars),
     };
