@@ -68,11 +68,11 @@ class Run:
     def base_config(self, extra=""):
         return "run_path: %s\nlog_level: debug\n%s" % (self.dir, extra)
 
-    def start(self, args=None):
+    def start(self, args=None, env=None):
         logf = open(self.log, "ab")
         argv = [self.resolver, "-c", self.config] + (args or [])
         self.proc = subprocess.Popen(argv, stdout=logf, stderr=logf,
-                                     env=clean_env())
+                                     env=dict(clean_env(), **(env or {})))
         logf.close()
         poll(lambda: self.ctl(["status"])[0] == 0 or self.proc.poll()
              is not None, "the resolver to answer")

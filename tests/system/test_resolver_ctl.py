@@ -132,9 +132,19 @@ def main():
         check(len(err.strip().splitlines()) == 1, "more than one line")
         print("ok: " + err.strip())
 
-        # A stale socket left by a killed resolver is replaced.
-        run.start()
-        check(run.get("cmd_port")["value"] == 6000, "after kill -9")
+        # A stale socket left by a killed resolver is replaced; the
+        # environment outranks the file but not the runtime layers.
+        run.start(env={"DD_CMD_PORT": "5007", "DD_LOG_FORMAT_JSON": "yes"})
+        g = run.get("cmd_port")
+        check(g["value"] == 6000 and g["layers"].get(
+            "environment-variable") == 5007, "env under runtime: %r" % g)
+        g = run.get("log_format_json")
+        check(g["value"] is True and g["source"] == "environment-variable",
+              "env bool: %r" % g)
+        ok(run, ["unset", "cmd_port", "--source", "agent-runtime"])
+        g = run.get("cmd_port")
+        check(g["value"] == 5007 and g["source"] == "environment-variable",
+              "env after unset: %r" % g)
         run.stop()
         print("ok: ctl")
     except SystemExit:
