@@ -39,6 +39,8 @@ GO_TYPES = {
 # get wrong or cannot tell.
 OVERRIDES = {
     "process_config.enabled": "string",     # legacy: "true" or "disabled"
+    "process_config.blacklist_patterns": "list",
+    "otlp_config.metrics.resource_attributes_as_tags": "bool",
     "apm_config.max_memory": "float",
     "apm_config.max_cpu_percent": "float",
     "apm_config.extra_sample_rate": "float",
