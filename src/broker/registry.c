@@ -300,7 +300,7 @@ cs_registry_register(cs_registry_t *reg, const cs_broker_agent_t *agent,
             snprintf(msg, msglen, "getrandom: %s", strerror(-rc));
             return rc;
         }
-        rc = cs_shm_session_lookup(reg->shm, id, &existing, NULL);
+        rc = cs_shm_session_find(reg->shm, id, &existing, NULL);
     } while (rc == 0);
 
     rc = cs_shm_session_alloc(reg->shm, id, &slot);
@@ -346,7 +346,7 @@ cs_registry_refresh(cs_registry_t *reg, const char *id)
         return -ENOTSUP;
     }
 
-    rc = cs_shm_session_lookup(reg->shm, id, &copy, &slot);
+    rc = cs_shm_session_find(reg->shm, id, &copy, &slot);
     if (rc < 0) {
         return rc;
     }
@@ -419,7 +419,7 @@ cs_registry_revoke(cs_registry_t *reg, const char *id, char *msg,
     int rc;
 
     if (strlen(id) == CS_SESSION_ID_LEN) {
-        rc = cs_shm_session_lookup(reg->shm, id, &copy, &slot);
+        rc = cs_shm_session_find(reg->shm, id, &copy, &slot);
         if (rc == -ENOENT) {
             snprintf(msg, msglen, "no remote agent found with session ID");
         }
@@ -481,7 +481,7 @@ registry_recount(cs_registry_t *reg, int64_t now)
             continue;
         }
         for (j = 0; j < r->n; j++) {
-            if (cs_shm_session_lookup(reg->shm, r->streams[j].id, &copy,
+            if (cs_shm_session_find(reg->shm, r->streams[j].id, &copy,
                     &slot) == 0)
             {
                 reg->sums[slot] += r->streams[j].count;
@@ -533,7 +533,7 @@ cs_registry_keepalive(cs_registry_t *reg, pid_t frontend,
         list[i].count = streams[i].open_streams;
 
         if (streams[i].open_streams == 0
-            || cs_shm_session_lookup(reg->shm, list[i].id, &copy, &slot)
+            || cs_shm_session_find(reg->shm, list[i].id, &copy, &slot)
                < 0)
         {
             continue;

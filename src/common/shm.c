@@ -617,6 +617,21 @@ int
 cs_shm_session_lookup(cs_shm_t *shm, const char *id, cs_shm_session_t *out,
     uint32_t *slot)
 {
+    int rc;
+
+    rc = cs_shm_session_find(shm, id, out, slot);
+    if (rc == -ENOENT) {
+        atomic_fetch_add_explicit(&shm->rstats->rejected_lookups, 1,
+            memory_order_relaxed);
+    }
+
+    return rc;
+}
+
+int
+cs_shm_session_find(cs_shm_t *shm, const char *id, cs_shm_session_t *out,
+    uint32_t *slot)
+{
     uint32_t cap, home, limit, i, idx;
     int match, rc;
 

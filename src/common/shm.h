@@ -73,6 +73,14 @@ int cs_shm_wait(cs_shm_t *shm, uint32_t *seen, int timeout_ms);
 int cs_shm_session_lookup(cs_shm_t *shm, const char *id,
     cs_shm_session_t *out, uint32_t *slot);
 
+/*
+ * The same lookup, except that cs_shm_session_lookup counts each -ENOENT
+ * in the registry's rejected_lookups and cs_shm_session_find, for the
+ * broker's own bookkeeping, does not.
+ */
+int cs_shm_session_find(cs_shm_t *shm, const char *id,
+    cs_shm_session_t *out, uint32_t *slot);
+
 /* Consistent copy of a slot for listing; -ENOENT when the slot is free. */
 int cs_shm_session_read(cs_shm_t *shm, uint32_t slot, cs_shm_session_t *out);
 

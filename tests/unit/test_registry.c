@@ -142,6 +142,7 @@ test_register_lookup(void **state)
     assert_int_equal(out.last_seen_ms, f->now);
     assert_int_equal(cs_shm_registry_stats(f->shm)->registered, 1);
     assert_int_equal(cs_shm_registry_stats(f->shm)->registrations, 1);
+    assert_int_equal(cs_shm_registry_stats(f->shm)->rejected_lookups, 0);
 }
 
 static void

@@ -202,6 +202,12 @@ test_lookup(void **state)
         -ENOENT);
     assert_int_equal(cs_shm_session_lookup(f->shm, "", &out, NULL),
         -ENOENT);
+    assert_int_equal(cs_shm_registry_stats(f->shm)->rejected_lookups, 3);
+
+    /* The broker's own look-ups are not rejections. */
+    assert_int_equal(cs_shm_session_find(f->shm, ID_B, &out, NULL),
+        -ENOENT);
+    assert_int_equal(cs_shm_registry_stats(f->shm)->rejected_lookups, 3);
 
     assert_int_equal(cs_shm_session_read(f->shm, slot, &out), 0);
     assert_int_equal(cs_shm_session_read(f->shm, (slot + 1) % 16, &out),
