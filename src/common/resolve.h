@@ -6,7 +6,9 @@
  * that holds it (a layer holding null still wins: the setting was written
  * empty on purpose).
  *
- * Layers are flat maps (dotted key -> value, see flatten.h).
+ * Layers are flat maps (dotted key -> value, see flatten.h). The
+ * `unknown` and `local-config-process` sources exist for wire
+ * compatibility with the agent; configstream fills neither by itself.
  */
 #ifndef CS_RESOLVE_H
 #define CS_RESOLVE_H

@@ -80,6 +80,10 @@ const cs_yaml_node_t *cs_yaml_map_get(const cs_yaml_node_t *map,
  * 0o and leading-0 octal, 0b binary, `_` separators), floats (with .inf
  * and .nan); anything else, and every quoted scalar, is a string.
  * NULL node -> null value. Returns NULL on ENOMEM.
+ *
+ * Numbers are doubles, as google.protobuf.Value carries them: integers
+ * beyond 2^53 lose precision. Settings that hold such numbers (API keys,
+ * ids) are strings in the schema, which keeps their text.
  */
 cs_value_t *cs_yaml_to_value(const cs_yaml_node_t *node);
 
