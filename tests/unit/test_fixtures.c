@@ -338,6 +338,60 @@ test_example_resolves(void **state)
     cs_value_free(layers[CS_SRC_FILE]);
 }
 
+/*
+ * The embedded schema holds every core-agent setting with upstream's
+ * default and environment names (datadog-defaults.flat.json), except the
+ * registry switch, which configstream turns on.
+ */
+static void
+test_schema_matches_upstream(void **state)
+{
+    json_object *root, *settings, *def, *env, *has;
+    const cs_schema_key_t *k;
+    char path[1024], why[1024];
+    size_t count = 0, i;
+
+    snprintf(path, sizeof(path), "%s/datadog-defaults.flat.json", fixtures);
+    root = json_object_from_file(path);
+    assert_non_null(root);
+    assert_true(json_object_object_get_ex(root, "settings", &settings));
+
+    json_object_object_foreach(settings, key, spec) {
+        count++;
+        k = cs_schema_lookup(schema, key);
+        if (k == NULL) {
+            fail_msg("%s missing from the schema", key);
+        }
+
+        assert_true(json_object_object_get_ex(spec, "has_default", &has));
+        assert_true(json_object_object_get_ex(spec, "default", &def));
+        if (strcmp(key, "remote_agent_registry.enabled") == 0) {
+            assert_true(k->def->u.boolean);
+        } else if (json_object_get_boolean(has)
+                   && json_object_get_type(def) != json_type_null)
+        {
+            why[0] = '\0';
+            if (k->def == NULL
+                || !equal_json(k->def, def, why, sizeof(why), key))
+            {
+                fail_msg("default of %s: %s", key, why);
+            }
+        } else {
+            assert_null(k->def);
+        }
+
+        assert_true(json_object_object_get_ex(spec, "env", &env));
+        assert_int_equal(k->n_env, json_object_array_length(env));
+        for (i = 0; i < k->n_env; i++) {
+            assert_string_equal(k->env[i],
+                json_object_get_string(json_object_array_get_idx(env, i)));
+        }
+    }
+
+    assert_int_equal(count, 1458);
+    json_object_put(root);
+}
+
 static int
 is_yaml_file(const struct dirent *d)
 {
@@ -401,6 +455,13 @@ main(int argc, char **argv)
         return 1;
     }
 
+    tests[n].name = "schema matches upstream defaults";
+    tests[n].test_func = test_schema_matches_upstream;
+    tests[n].setup_func = NULL;
+    tests[n].teardown_func = NULL;
+    tests[n].initial_state = NULL;
+    n++;
+
     tests[n].name = "rendered/datadog.yaml.example resolves";
     tests[n].test_func = test_example_resolves;
     tests[n].setup_func = NULL;
@@ -411,7 +472,9 @@ main(int argc, char **argv)
     rc = _cmocka_run_group_tests("fixtures", tests, n, NULL, NULL);
 
     while (n-- > 0) {
-        free((void *) tests[n].initial_state);
+        if (tests[n].test_func == test_fixture) {
+            free((void *) tests[n].initial_state);
+        }
     }
     cs_schema_free(schema);
     return rc;
