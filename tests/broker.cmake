@@ -7,6 +7,7 @@ add_test(NAME unit.shm COMMAND test_shm)
 add_executable(test_registry ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_registry.c)
 target_link_libraries(test_registry PRIVATE cs_registry cs_common
     PkgConfig::CMOCKA)
+target_link_options(test_registry PRIVATE -Wl,--wrap=getrandom)
 add_test(NAME unit.registry COMMAND test_registry)
 
 # A writer and two reader processes on one session table.
@@ -28,3 +29,9 @@ target_link_libraries(broker_restart PRIVATE cs_common)
 add_test(NAME system.broker_restart
     COMMAND broker_restart $<TARGET_FILE:configstream-broker>)
 set_tests_properties(system.broker_restart PROPERTIES TIMEOUT 60)
+
+# The broker client against an absent, crashed and slow broker.
+add_executable(broker_client_timeout
+    ${CMAKE_CURRENT_SOURCE_DIR}/system/broker_client_timeout.c)
+target_link_libraries(broker_client_timeout PRIVATE cs_common)
+add_test(NAME system.broker_client_timeout COMMAND broker_client_timeout)

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -28,6 +29,38 @@ typedef struct {
     int64_t now;
     char msg[256];
 } fixture_t;
+
+/*
+ * getrandom seam (-Wl,--wrap=getrandom): wrap_random_script holds the
+ * results of the next calls (0: the real call; > 0: at most that many
+ * bytes; < 0: fail with that errno), ended by 0.
+ */
+ssize_t __real_getrandom(void *buf, size_t len, unsigned int flags);
+ssize_t __wrap_getrandom(void *buf, size_t len, unsigned int flags);
+
+static int wrap_random_script[8];
+static int wrap_random_calls;
+
+ssize_t
+__wrap_getrandom(void *buf, size_t len, unsigned int flags)
+{
+    int step = wrap_random_script[0];
+
+    wrap_random_calls++;
+    memmove(wrap_random_script, wrap_random_script + 1,
+        sizeof(wrap_random_script) - sizeof(int));
+    wrap_random_script[7] = 0;
+
+    if (step < 0) {
+        errno = -step;
+        return -1;
+    }
+    if (step > 0 && (size_t) step < len) {
+        len = (size_t) step;
+    }
+
+    return __real_getrandom(buf, len, flags);
+}
 
 static int64_t
 fake_clock(void *arg)
@@ -378,6 +411,30 @@ test_restart_keeps_sessions(void **state)
     assert_true(is_live(f, b));
 }
 
+static void
+test_random_source_errors(void **state)
+{
+    fixture_t *f = *state;
+    int script[8] = { -EINTR, 5, 5, 0 };
+    char id[CS_SESSION_ID_LEN + 1];
+    uint32_t secs;
+
+    /* Interrupted and short reads are retried until 16 bytes arrive. */
+    memcpy(wrap_random_script, script, sizeof(script));
+    wrap_random_calls = 0;
+    register_ok(f, id);
+    assert_int_equal(wrap_random_calls, 4);
+    assert_true(is_live(f, id));
+
+    /* A failing source fails the registration, leaving no session. */
+    memset(wrap_random_script, 0, sizeof(wrap_random_script));
+    wrap_random_script[0] = -ENOSYS;
+    assert_int_equal(cs_registry_register(f->reg, &agent_ok, id, &secs,
+        f->msg, sizeof(f->msg)), -ENOSYS);
+    assert_non_null(strstr(f->msg, "getrandom"));
+    assert_int_equal(cs_shm_registry_stats(f->shm)->registered, 1);
+}
+
 static int
 cmp_ids(const void *a, const void *b)
 {
@@ -432,6 +489,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_revoke, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disabled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_keeps_sessions, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(test_random_source_errors, setup,
             teardown),
         cmocka_unit_test_setup_teardown(test_id_format_and_uniqueness,
             setup_large, teardown),
