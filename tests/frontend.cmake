@@ -1,9 +1,14 @@
 # Frontend and config-stream-client: system tests on loopback.
 
-# Stands in for the resolver and the broker where a test drives the
-# store and the session table directly.
-add_executable(frontend_seed ${CMAKE_CURRENT_SOURCE_DIR}/system/frontend_seed.c)
-target_link_libraries(frontend_seed cs_common m)
+# The request checks: codes and texts of every refusal.
+add_executable(test_frontend_auth
+    ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_frontend_auth.c
+    ${CMAKE_SOURCE_DIR}/src/frontend/auth.c)
+target_include_directories(test_frontend_auth PRIVATE
+    ${CMAKE_SOURCE_DIR}/src/frontend)
+target_link_libraries(test_frontend_auth cs_grpc_util cs_common
+    PkgConfig::CMOCKA PkgConfig::OPENSSL)
+add_test(NAME unit.frontend_auth COMMAND test_frontend_auth)
 
 # Broker, resolver and two frontends on a free port, driven by
 # config-stream-client and by the Node client of tests/node (its modules
