@@ -208,7 +208,8 @@ static void
 test_kill_and_restart(void)
 {
     char a[CS_SESSION_ID_LEN + 1], b[CS_SESSION_ID_LEN + 1];
-    char c[CS_SESSION_ID_LEN + 1];
+    char c[CS_SESSION_ID_LEN + 1], d[CS_SESSION_ID_LEN + 1];
+    cs_broker_stream_count_t streams = { .session_id = d, .open_streams = 2 };
     cs_broker_session_info_t *list = NULL;
     int64_t t0, seen_b = 0, seen_b2 = -1, seen_c;
     cs_broker_client_t *bc;
@@ -230,6 +231,10 @@ test_kill_and_restart(void)
     CHECK(do_register(bc, "agent a", a) == 0);
     CHECK(do_register(bc, "agent b", b) == 0);
     CHECK(do_register(bc, "agent c", c) == 0);
+    CHECK(do_register(bc, "agent d", d) == 0);
+    CHECK(cs_broker_client_keepalive(bc, 4242, &streams, 1, CALL_MS,
+        &reply) == 0);
+    CHECK(reply.code == CS_RPC_OK);
 
     if (cs_shm_attach(&shm, p.shm, err, sizeof(err)) < 0) {
         fprintf(stderr, "%s\n", err);
@@ -266,7 +271,7 @@ test_kill_and_restart(void)
     CHECK(lookup_last_seen(shm, c, &seen_c) == 0);
 
     CHECK(cs_broker_client_list(bc, CALL_MS, &reply, &list, &n) == 0);
-    CHECK(n == 3);
+    CHECK(n == 4);
     if (n > 0) {
         CHECK(strlen(list[0].id_prefix) == 8);
         CHECK(strncmp(list[0].display_name, "agent ", 6) == 0);
@@ -277,16 +282,27 @@ test_kill_and_restart(void)
     /*
      * Expiry carries on from before the crash: b and c, never refreshed,
      * go IDLE_S after they registered, well before IDLE_S after the
-     * restart. a, refreshed, stays.
+     * restart. a, refreshed, stays; so does d, whose streams a frontend
+     * keeps reporting.
      */
     while (mono_ms() < t0 + IDLE_S * 1000 + 700) {
         sleep_ms(250);
         CHECK(cs_broker_client_refresh(bc, a, CALL_MS, &reply) == 0);
+        CHECK(cs_broker_client_keepalive(bc, 4242, &streams, 1, CALL_MS,
+            &reply) == 0);
     }
     CHECK(lookup_last_seen(shm, b, NULL) == -ENOENT);
     CHECK(lookup_last_seen(shm, c, NULL) == -ENOENT);
     CHECK(lookup_last_seen(shm, a, NULL) == 0);
-    printf("sessions after %lld ms: a live, b and c expired\n",
+    CHECK(lookup_last_seen(shm, d, NULL) == 0);
+    CHECK(cs_broker_client_list(bc, CALL_MS, &reply, &list, &n) == 0);
+    CHECK(n == 2);
+    for (size_t i = 0; i < n; i++) {
+        CHECK(list[i].open_streams == (strcmp(list[i].display_name,
+            "agent d") == 0 ? 2u : 0u));
+    }
+    free(list);
+    printf("sessions after %lld ms: a and d live, b and c expired\n",
         (long long) (mono_ms() - t0));
 
     CHECK(cs_broker_client_refresh(bc, b, CALL_MS, &reply) == 0);
