@@ -72,7 +72,8 @@ typedef struct {
 
 typedef struct {
     int64_t seq;
-    int64_t t_send;
+    int64_t t_send;             /* the change was sent */
+    int64_t t_ack;              /* the server said it was committed */
 } bench_change_t;
 
 static void bench_usage(FILE *f)
@@ -309,6 +310,19 @@ static double bench_cpu_delta(const bench_usage_t *a, const bench_usage_t *b)
     return ticks >= 2.0 || sched < 0 ? ticks : sched;
 }
 
+/* Where the CPU went, by role (live threads only, so a lower bound). */
+static void bench_set_roles(json_object *o, const bench_usage_t *a,
+    const bench_usage_t *b)
+{
+    json_object *roles = json_object_new_object();
+
+    for (int r = 0; r < BENCH_ROLE_COUNT; r++) {
+        bench_set(roles, bench_role_names[r],
+            b->role_cpu_sched_s[r] - a->role_cpu_sched_s[r]);
+    }
+    json_object_object_add(o, "cpu_s_by_role", roles);
+}
+
 static void bench_sleep_until(int64_t t_ns)
 {
     struct timespec ts = {
@@ -399,6 +413,7 @@ static int bench_phase_idle(bench_t *b, json_object *o)
     bench_set(o, "cpu_s", bench_cpu_delta(&u0, &u1));
     bench_set(o, "core_pct",
         100.0 * bench_cpu_delta(&u0, &u1) / ((double) (t1 - t0) / 1e9));
+    bench_set_roles(o, &u0, &u1);
     return 0;
 }
 
@@ -439,6 +454,7 @@ static int bench_run_changes(bench_t *b, int count, double hz,
         if (rc < 0) {
             return rc;
         }
+        ch[i].t_ack = bench_now_ns();
 
         if (peak_frontend_kb != NULL && i % 250 == 0
             && bench_proc_usage(b->o->roots, b->o->nroots, &u) == 0
@@ -457,9 +473,12 @@ static int bench_run_changes(bench_t *b, int count, double hz,
     return rc;
 }
 
-/* Propagation (send to last reading subscriber) of each change, in ms. */
+/*
+ * Propagation (send to last reading subscriber) of each change, in ms;
+ * ack gets each change's commit round trip as the driver saw it.
+ */
 static size_t bench_propagation(bench_t *b, const bench_change_t *ch,
-    int count, double *lat)
+    int count, double *lat, double *ack)
 {
     uint32_t have;
     size_t n = 0;
@@ -470,8 +489,15 @@ static size_t bench_propagation(bench_t *b, const bench_change_t *ch,
         if (t > 0) {
             lat[n++] = (double) (t - ch[i].t_send) / 1e6;
         }
+        ack[i] = (double) (ch[i].t_ack - ch[i].t_send) / 1e6;
     }
     return n;
+}
+
+static void bench_set_ack(json_object *o, double *ack, int count)
+{
+    bench_set(o, "commit_p50_ms", bench_pct(ack, (size_t) count, 0.50));
+    bench_set(o, "commit_p99_ms", bench_pct(ack, (size_t) count, 0.99));
 }
 
 static int bench_phase_changes(bench_t *b, json_object *o, int count,
@@ -480,13 +506,14 @@ static int bench_phase_changes(bench_t *b, json_object *o, int count,
     bench_usage_t u0, u1;
     bench_change_t *ch;
     int64_t t0, t1;
-    double *lat, cpu;
+    double *lat, *ack, cpu;
     size_t n;
     int rc;
 
     ch = calloc((size_t) count, sizeof(*ch));
     lat = calloc((size_t) count, sizeof(*lat));
-    if (ch == NULL || lat == NULL) {
+    ack = calloc((size_t) count, sizeof(*ack));
+    if (ch == NULL || lat == NULL || ack == NULL) {
         rc = -ENOMEM;
         goto out_free;
     }
@@ -509,17 +536,20 @@ static int bench_phase_changes(bench_t *b, json_object *o, int count,
     }
 
     cpu = bench_cpu_delta(&u0, &u1);
-    n = bench_propagation(b, ch, count, lat);
+    n = bench_propagation(b, ch, count, lat, ack);
     bench_set_int(o, "updates", count);
     bench_set(o, "seconds", (double) (t1 - t0) / 1e9);
     bench_set(o, "cpu_s", cpu);
     bench_set(o, "cpu_us_per_delivery",
         cpu * 1e6 / ((double) count * b->o->subscribers));
+    bench_set_roles(o, &u0, &u1);
     bench_set_dist(o, lat, n);
+    bench_set_ack(o, ack, count);
 
 out_free:
     free(ch);
     free(lat);
+    free(ack);
     return rc;
 }
 
@@ -529,13 +559,14 @@ static int bench_phase_slow_run(bench_t *b, json_object *o, int count,
     bench_usage_t u0;
     bench_change_t *ch;
     long peak;
-    double *lat;
+    double *lat, *ack;
     size_t n;
     int rc;
 
     ch = calloc((size_t) count, sizeof(*ch));
     lat = calloc((size_t) count, sizeof(*lat));
-    if (ch == NULL || lat == NULL) {
+    ack = calloc((size_t) count, sizeof(*ack));
+    if (ch == NULL || lat == NULL || ack == NULL) {
         rc = -ENOMEM;
         goto out_free;
     }
@@ -555,16 +586,18 @@ static int bench_phase_slow_run(bench_t *b, json_object *o, int count,
         goto out_free;
     }
 
-    n = bench_propagation(b, ch, count, lat);
+    n = bench_propagation(b, ch, count, lat, ack);
     bench_set_int(o, "updates", count);
     bench_set_int(o, "frontend_rss_before_kb", bench_frontend_kb(&u0));
     bench_set_int(o, "frontend_rss_peak_kb", peak);
     bench_set_int(o, "frontend_growth_kb", peak - bench_frontend_kb(&u0));
     bench_set_dist(o, lat, n);
+    bench_set_ack(o, ack, count);
 
 out_free:
     free(ch);
     free(lat);
+    free(ack);
     return rc;
 }
 

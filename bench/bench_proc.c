@@ -13,6 +13,10 @@ typedef struct {
     pid_t ppid;
 } bench_proc_link_t;
 
+const char *const bench_role_names[BENCH_ROLE_COUNT] = {
+    "frontend", "resolver", "broker", "other"
+};
+
 /*
  * The fields of /proc/PID/stat after the command name, which is in
  * parentheses and may itself hold spaces and parentheses: hence the search
@@ -113,9 +117,13 @@ static double bench_proc_sched_s(pid_t pid)
     return (double) total / 1e9;
 }
 
-/* The frontend workers are told apart by their program name. */
-static int bench_proc_is_frontend(pid_t pid)
+/* The role of a process, from its command line. */
+static bench_role_t bench_proc_role(pid_t pid)
 {
+    static const char *const needles[] = {
+        "configstream-frontend", "configstream-resolver",
+        "configstream-broker"
+    };
     char path[64], buf[256];
     ssize_t len;
     FILE *f;
@@ -123,17 +131,22 @@ static int bench_proc_is_frontend(pid_t pid)
     snprintf(path, sizeof(path), "/proc/%d/cmdline", (int) pid);
     f = fopen(path, "r");
     if (f == NULL) {
-        return 0;
+        return BENCH_ROLE_OTHER;
     }
 
     len = (ssize_t) fread(buf, 1, sizeof(buf) - 1, f);
     fclose(f);
     if (len <= 0) {
-        return 0;
+        return BENCH_ROLE_OTHER;
     }
 
     buf[len] = '\0';
-    return strstr(buf, "frontend") != NULL;
+    for (int r = 0; r < BENCH_ROLE_OTHER; r++) {
+        if (strstr(buf, needles[r]) != NULL) {
+            return (bench_role_t) r;
+        }
+    }
+    return BENCH_ROLE_OTHER;
 }
 
 static int bench_proc_links(bench_proc_link_t **links, int *n)
@@ -229,7 +242,8 @@ int bench_proc_tree(const pid_t *roots, int nroots, pid_t *pids, int cap,
 int bench_proc_usage(const pid_t *roots, int nroots, bench_usage_t *u)
 {
     pid_t pids[BENCH_PROC_MAX], ppid;
-    double cpu;
+    double cpu, sched;
+    bench_role_t role;
     long rss;
     int n, rc;
 
@@ -245,10 +259,13 @@ int bench_proc_usage(const pid_t *roots, int nroots, bench_usage_t *u)
         }
 
         rss = bench_proc_rss_kb(pids[i]);
+        sched = bench_proc_sched_s(pids[i]);
+        role = bench_proc_role(pids[i]);
         u->cpu_s += cpu;
-        u->cpu_sched_s += bench_proc_sched_s(pids[i]);
+        u->cpu_sched_s += sched;
+        u->role_cpu_sched_s[role] += sched;
         u->rss_kb += rss;
-        if (bench_proc_is_frontend(pids[i])) {
+        if (role == BENCH_ROLE_FRONTEND) {
             u->frontend_rss_kb += rss;
         }
         u->nproc++;

@@ -18,6 +18,17 @@
 
 #define BENCH_PROC_MAX 256
 
+/* Roles told apart by program name, for a CPU breakdown. */
+typedef enum {
+    BENCH_ROLE_FRONTEND = 0,
+    BENCH_ROLE_RESOLVER,
+    BENCH_ROLE_BROKER,
+    BENCH_ROLE_OTHER,           /* the supervisor, or a peer's server */
+    BENCH_ROLE_COUNT
+} bench_role_t;
+
+extern const char *const bench_role_names[BENCH_ROLE_COUNT];
+
 typedef struct {
     double cpu_s;           /* user + system seconds, summed, from
                                /proc/PID/stat: clock-tick resolution, but
@@ -26,6 +37,7 @@ typedef struct {
                                schedstat: nanosecond resolution */
     long rss_kb;            /* resident set, summed */
     long frontend_rss_kb;   /* resident set of the frontend workers */
+    double role_cpu_sched_s[BENCH_ROLE_COUNT];
     int nproc;
 } bench_usage_t;
 
