@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 
 #include "shm_layout.h"
@@ -218,7 +219,9 @@ registry_check_uri(const char *uri, char *msg, size_t msglen)
 
     len = (size_t) (colon - uri);
     for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
-        if (strlen(schemes[i]) == len && strncmp(uri, schemes[i], len) == 0)
+        /* Schemes are case-insensitive (RFC 3986, 3.1). */
+        if (strlen(schemes[i]) == len
+            && strncasecmp(uri, schemes[i], len) == 0)
         {
             return 0;
         }

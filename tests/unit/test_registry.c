@@ -219,8 +219,23 @@ test_invalid_arguments(void **state)
     a.api_endpoint_uri = "vsock://3:5000";
     assert_int_equal(cs_registry_register(f->reg, &a, id, &secs, f->msg,
         sizeof(f->msg)), 0);
+    a.api_endpoint_uri = "UNIX:///run/agent.sock";
+    assert_int_equal(cs_registry_register(f->reg, &a, id, &secs, f->msg,
+        sizeof(f->msg)), 0);
 
-    assert_int_equal(cs_shm_registry_stats(f->shm)->registered, 2);
+    a.api_endpoint_uri = "unixx:///run/agent.sock";
+    assert_int_equal(cs_registry_register(f->reg, &a, id, &secs, f->msg,
+        sizeof(f->msg)), -EINVAL);
+    assert_non_null(strstr(f->msg, "'unixx'"));
+
+    /* Control characters would end up in log lines. */
+    a.api_endpoint_uri = "unix:///x";
+    a.display_name = "two\nlines";
+    assert_int_equal(cs_registry_register(f->reg, &a, id, &secs, f->msg,
+        sizeof(f->msg)), -EINVAL);
+    assert_non_null(strstr(f->msg, "display_name"));
+
+    assert_int_equal(cs_shm_registry_stats(f->shm)->registered, 3);
 }
 
 static void
