@@ -383,9 +383,13 @@ cs_sup_store_exists(const cs_sup_t *s)
 static int
 cs_sup_step_done(cs_sup_t *s)
 {
+    cs_shm_header_t *hdr = s->shm != NULL ? cs_shm_header(s->shm) : NULL;
+
+    /* A segment left by an earlier run exists before our broker is up. */
     switch (s->started_roles) {
     case 1:
-        return s->shm != NULL;
+        return hdr != NULL && atomic_load(&hdr->broker_pid) ==
+            s->table.rows[CS_ROLE_BROKER].pid;
     case 2:
         return s->shm != NULL && cs_sup_store_exists(s) &&
             cs_shm_head(s->shm) > 0;

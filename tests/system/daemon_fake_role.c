@@ -60,6 +60,7 @@ fake_broker(const cs_config_t *cfg, cs_shm_t **shm)
         fprintf(stderr, "fake broker: %s\n", err);
         return -1;
     }
+    atomic_store(&cs_shm_header(*shm)->broker_pid, (int32_t)getpid());
     return 0;
 }
 
