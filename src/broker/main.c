@@ -145,6 +145,12 @@ broker_open_segment(broker_t *b)
         cs_log_notice("shm", "re-attached segment %s (capacity %u sessions,"
             " %u workers)", b->cfg.shm_path, params.session_capacity,
             params.worker_capacity);
+        if (params.session_capacity != b->cfg.rar_max_sessions) {
+            cs_log_warn("shm", "segment keeps its capacity of %u sessions, "
+                "not the configured %u: remove %s while the group is "
+                "stopped to resize it", params.session_capacity,
+                b->cfg.rar_max_sessions, b->cfg.shm_path);
+        }
     } else {
         cs_log_notice("shm", "created segment %s (capacity %u sessions, "
             "%u workers)", b->cfg.shm_path, params.session_capacity,
