@@ -170,6 +170,10 @@ set_and_see() {
 }
 set_and_see "before any kill"
 
+# A session lives in the segment: the client never has to register again,
+# whichever process dies.
+registrations=$(metric configstream_rar_registrations)
+
 # --- kill -9 each role ---------------------------------------------------------
 for target in "configstream-broker 0" "configstream-resolver 0" \
               "configstream-frontend 0" "configstream-frontend 1"; do
@@ -187,6 +191,9 @@ for target in "configstream-broker 0" "configstream-resolver 0" \
         fail "no exit line for $1 pid $old"
     set_and_see "after kill -9 of $1 $2"
 done
+
+[ "$(metric configstream_rar_registrations)" = "$registrations" ] ||
+    fail "the client registered again: a session was lost"
 
 # --- stop ------------------------------------------------------------------------
 children=$(procs | awk '$1 != "#" { print $3 }')

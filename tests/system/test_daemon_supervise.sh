@@ -12,6 +12,7 @@ DAEMON=$1
 FAKE=$2
 TMP=$(mktemp -d /tmp/cs-daemon-test-XXXXXX)
 DPID=
+NPID=
 trap 'cleanup' EXIT
 
 fail() {
@@ -24,6 +25,7 @@ fail() {
 }
 
 cleanup() {
+    [ -n "$NPID" ] && kill "$NPID" 2>/dev/null
     if [ -n "$DPID" ] && kill -0 "$DPID" 2>/dev/null; then
         kill -KILL "$DPID" 2>/dev/null
     fi
@@ -68,10 +70,32 @@ config_stream:
   telemetry_address: 127.0.0.1:$TPORT
 EOF
 
+# A stand-in for systemd's notification socket, when configstreamd was
+# built with libsystemd: it records every datagram, one per line.
+NOTIFY=
+if ldd "$DAEMON" | grep -q libsystemd; then
+    NOTIFY=$TMP/notify.sock
+    python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(30)
+with open(sys.argv[2], "a") as out:
+    try:
+        while True:
+            out.write(s.recv(4096).decode() + "\n")
+            out.flush()
+    except socket.timeout:
+        pass
+' "$NOTIFY" "$TMP/notified" &
+    NPID=$!
+    wait_for 5 test -S "$NOTIFY" || fail "notify socket stand-in"
+fi
+
 start_daemon() {
     : > "$TMP/log"
-    CS_FAKE_EVENTS="$TMP/events" "$DAEMON" -c "$TMP/datadog.yaml" \
-        --libexec "$TMP/libexec" 2>>"$TMP/log" &
+    CS_FAKE_EVENTS="$TMP/events" NOTIFY_SOCKET=$NOTIFY "$DAEMON" \
+        -c "$TMP/datadog.yaml" --libexec "$TMP/libexec" 2>>"$TMP/log" &
     DPID=$!
 }
 
@@ -79,6 +103,11 @@ start_daemon() {
 start_daemon
 wait_for 10 grep -q "ready: 2 frontends" "$TMP/log" ||
     fail "configstreamd never reported ready"
+
+if [ -n "$NOTIFY" ]; then
+    wait_for 2 grep -q '^READY=1$' "$TMP/notified" ||
+        fail "no READY=1 sent to systemd"
+fi
 
 order=$(awk '$1 == "start" { print $2 }' "$TMP/events" | uniq | tr '\n' ' ')
 [ "$order" = "configstream-broker configstream-resolver configstream-frontend " ] ||
@@ -142,6 +171,10 @@ DPID=
 for p in $children; do
     kill -0 "$p" 2>/dev/null && fail "child $p survived the stop"
 done
+if [ -n "$NOTIFY" ]; then
+    grep -q '^STOPPING=1$' "$TMP/notified" ||
+        fail "no STOPPING=1 sent to systemd"
+fi
 stops=$(awk '$1 == "stop" { print $2 }' "$TMP/events" | uniq | tr '\n' ' ')
 [ "$stops" = "configstream-frontend configstream-resolver configstream-broker " ] ||
     fail "stop order was: $stops"
