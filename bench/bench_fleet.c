@@ -12,6 +12,7 @@
 #include "datadog/model/v1/model.pb-c.h"
 #include "datadog/remoteagent/v1/remoteagent.pb-c.h"
 #include "etcd_rpc.pb-c.h"
+#include "grpc/health/v1/health.pb-c.h"
 
 #include "bench_fleet.h"
 #include "bench_grpc.h"
@@ -24,6 +25,7 @@
 #define BENCH_METHOD_STREAM "/datadog.api.v1.AgentSecure/StreamConfigEvents"
 #define BENCH_METHOD_RANGE "/etcdserverpb.KV/Range"
 #define BENCH_METHOD_WATCH "/etcdserverpb.Watch/Watch"
+#define BENCH_METHOD_HEALTH "/grpc.health.v1.Health/Check"
 
 typedef enum {
     BENCH_OP_START = 0,
@@ -63,6 +65,7 @@ struct bench_sub {
     int closed;
     int64_t t_open;
     int64_t t_ready;
+    double floor_ms;            /* one small unary call, warm connection */
     int64_t last_seq;
     int settings;
     uint64_t events, resyncs, gaps;
@@ -496,6 +499,39 @@ static int bench_fleet_range(bench_sub_t *s, int *count, int64_t *rev,
     return rc;
 }
 
+/*
+ * The smallest round trip on the subscriber's warm connection: a health
+ * check (configstream) or a Range of a key that does not exist (etcd).
+ */
+static int bench_fleet_floor(bench_sub_t *s, char *err, size_t errlen)
+{
+    Grpc__Health__V1__HealthCheckRequest hreq =
+        GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+    Etcdserverpb__RangeRequest rreq = ETCDSERVERPB__RANGE_REQUEST__INIT;
+    static const char none[] = "/bench-no-such-key";
+    grpc_slice out;
+    int64_t t0;
+    int rc;
+
+    rreq.key.data = (uint8_t *) none;
+    rreq.key.len = sizeof(none) - 1;
+    t0 = bench_now_ns();
+    if (s->fleet->target == BENCH_TARGET_CONFIGSTREAM) {
+        rc = bench_grpc_unary(s->ch, BENCH_METHOD_HEALTH, s->md, 1,
+            &hreq.base, &out, BENCH_FLEET_CALL_TIMEOUT_MS, err, errlen);
+    } else {
+        rc = bench_grpc_unary(s->ch, BENCH_METHOD_RANGE, NULL, 0,
+            &rreq.base, &out, BENCH_FLEET_CALL_TIMEOUT_MS, err, errlen);
+    }
+    if (rc < 0) {
+        return rc;
+    }
+
+    s->floor_ms = (double) (bench_now_ns() - t0) / 1e6;
+    grpc_slice_unref(out);
+    return 0;
+}
+
 int bench_fleet_connect(bench_fleet_t *f, char *err, size_t errlen)
 {
     int64_t rev;
@@ -514,12 +550,22 @@ int bench_fleet_connect(bench_fleet_t *f, char *err, size_t errlen)
             rc = bench_fleet_range(s, &count, &rev, err, errlen);
         }
 
+        if (rc == 0) {
+            rc = bench_fleet_floor(s, err, errlen);
+        }
         if (rc < 0) {
             return rc;
         }
     }
 
     return 0;
+}
+
+void bench_fleet_floor_ms(bench_fleet_t *f, double *ms)
+{
+    for (int i = 0; i < f->n; i++) {
+        ms[i] = f->subs[i].floor_ms;
+    }
 }
 
 static grpc_byte_buffer *bench_fleet_first_message(bench_sub_t *s,

@@ -60,6 +60,13 @@ int bench_fleet_create(bench_fleet_t **f, const bench_fleet_opts_t *o,
 int bench_fleet_connect(bench_fleet_t *f, char *err, size_t errlen);
 
 /*
+ * Each subscriber's time for the smallest unary call on its connected
+ * channel (a health check, or an etcd Range of a missing key), measured by
+ * bench_fleet_connect(): the transport's floor under an open.
+ */
+void bench_fleet_floor_ms(bench_fleet_t *f, double *ms);
+
+/*
  * Open the streams one at a time, each after the previous one has its
  * snapshot; open_ms[i] gets subscriber i's open-to-snapshot time.
  */

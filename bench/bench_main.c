@@ -379,6 +379,8 @@ static int bench_phase_open(bench_t *b, json_object *o)
     bench_fleet_stats(b->fleet, &st);
     bench_set_int(o, "settings", st.settings);
     bench_set_dist(o, open_ms, (size_t) n);
+    bench_fleet_floor_ms(b->fleet, open_ms);
+    bench_set(o, "unary_floor_p50_ms", bench_pct(open_ms, (size_t) n, 0.5));
     bench_set_int(o, "rss_idle_kb", before.rss_kb);
     bench_set_int(o, "rss_loaded_kb", after.rss_kb);
     bench_set(o, "rss_per_subscriber_kb",
