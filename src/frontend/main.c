@@ -319,6 +319,6 @@ main(int argc, char **argv)
 
 out_fini:
     fe_server_fini(&srv);
-    grpc_shutdown();
+    grpc_shutdown_blocking();
     return rc;
 }

@@ -63,6 +63,7 @@ fe_stream_clear(fe_call_t *c)
     c->qhead = 0;
 }
 
+/* Send one message; the byte buffer takes its own reference on bytes. */
 static void
 fe_stream_send(fe_call_t *c, grpc_slice bytes)
 {
@@ -99,6 +100,7 @@ static void
 fe_stream_snapshot(fe_call_t *c)
 {
     fe_server_t *srv = c->srv;
+    grpc_slice bytes;
     uint64_t head;
     uint8_t *buf;
     size_t len;
@@ -124,7 +126,9 @@ fe_stream_snapshot(fe_call_t *c)
     c->resync = 0;
     c->joined = 1;
     atomic_fetch_add(&srv->stats->snapshots_sent, 1);
-    fe_stream_send(c, grpc_slice_new_with_len(buf, len, fe_free_sized));
+    bytes = grpc_slice_new_with_len(buf, len, fe_free_sized);
+    fe_stream_send(c, bytes);
+    grpc_slice_unref(bytes);
 }
 
 void

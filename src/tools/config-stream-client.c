@@ -4,11 +4,13 @@
  * config stream and prints every event, checking that after a snapshot
  * each update carries the previous sequence id plus one.
  *
- * Exit status: 0 when everything received was in order, 1 on any ordering
- * violation or error, 2 on a usage error.
+ * SIGTERM or SIGINT ends it like the end of --duration: summary, then the
+ * exit status. Exit status: 0 when everything received was in order, 1 on
+ * any ordering violation or error, 2 on a usage error.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,10 +36,19 @@
 #define CLI_UNARY_TIMEOUT_MS    5000
 #define CLI_RETRY_MS            200
 #define CLI_GIVE_UP_MS          15000
+#define CLI_TICK_MS             200     /* how soon a signal is noticed */
 
 #define CLI_PATH_STREAM "/datadog.api.v1.AgentSecure/StreamConfigEvents"
 #define CLI_SVC_NEW     "/datadog.remoteagent.v1.RemoteAgent/"
 #define CLI_SVC_OLD     "/datadog.api.v1.AgentSecure/"
+
+static volatile sig_atomic_t cli_signalled;
+
+static void
+cli_on_signal(int sig)
+{
+    cli_signalled = sig;
+}
 
 typedef struct {
     const char *address;
@@ -499,6 +510,9 @@ cli_wait(cli_t *cli, void *tag, int *ok, int *stop)
         if (cli->next_refresh_ms < until) {
             until = cli->next_refresh_ms;
         }
+        if (cli_now_ms() + CLI_TICK_MS < until) {
+            until = cli_now_ms() + CLI_TICK_MS;
+        }
 
         ev = grpc_completion_queue_pluck(cli->cq, tag,
             cli_deadline_at(until), NULL);
@@ -507,7 +521,7 @@ cli_wait(cli_t *cli, void *tag, int *ok, int *stop)
             return 1;
         }
 
-        if (cli_now_ms() >= cli->end_ms) {
+        if (cli_now_ms() >= cli->end_ms || cli_signalled) {
             *stop = 1;
             return 0;
         }
@@ -781,7 +795,7 @@ cli_run(cli_t *cli)
             return;
         }
 
-        if (cli_now_ms() >= cli->end_ms) {
+        if (cli_now_ms() >= cli->end_ms || cli_signalled) {
             return;
         }
 
@@ -796,6 +810,7 @@ cli_run(cli_t *cli)
 int
 main(int argc, char **argv)
 {
+    struct sigaction sa;
     cli_t cli;
 
     memset(&cli, 0, sizeof(cli));
@@ -804,6 +819,12 @@ main(int argc, char **argv)
     if (cli_parse_args(&cli, argc, argv) < 0) {
         return 2;
     }
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = cli_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
 
     grpc_init();
     if (cli_connect(&cli) < 0) {
@@ -828,6 +849,6 @@ main(int argc, char **argv)
     }
     grpc_completion_queue_destroy(cli.cq);
     free(cli.token_buf);
-    grpc_shutdown();
+    grpc_shutdown_blocking();
     return cli.violations > 0 || cli.errors > 0 ? 1 : 0;
 }

@@ -8,9 +8,11 @@
 //    "path": "/datadog.api.v1.AgentSecure/StreamConfigEvents",
 //    "stream": true, "metadata": {"authorization": "Bearer ..."},
 //    "request": {...}, "rawRequest": "hex bytes instead of request",
-//    "maxEvents": N, "pauseAfter": N, "pauseMs": M, "timeoutMs": T,
+//    "maxEvents": N, "pauseAfter": N, "pauseMs": M (default: until
+//    SIGUSR1), "timeoutMs": T,
 //    "fullSnapshots": false}
 //
+// SIGTERM ends a stream with status OK, after what was received.
 // Prints one JSON object per line: {"event": ...} for each streamed
 // message (or {"response": ...} for a unary call), then
 // {"status": {"code": NAME, "details": TEXT}}.
@@ -116,12 +118,20 @@ if (!opts.stream) {
             finish(null);
         }
         if (opts.pauseAfter && n === opts.pauseAfter) {
+            // Stop reading until pauseMs passed, or without pauseMs until
+            // SIGUSR1.
             call.pause();
             out({ paused: n });
-            setTimeout(() => { out({ resumed: n }); call.resume(); },
-                opts.pauseMs || 1000);
+            const resume = () => { out({ resumed: n }); call.resume(); };
+            if (opts.pauseMs) {
+                setTimeout(resume, opts.pauseMs);
+            } else {
+                process.once('SIGUSR1', resume);
+            }
         }
     });
+    // SIGTERM: stop streaming and report what was received.
+    process.once('SIGTERM', () => { finish(null); call.cancel(); });
     call.on('error', (err) => finish(err));
     call.on('end', () => {});
     call.on('status', (st) => {

@@ -165,16 +165,22 @@ class Group:
         return r['response']['session_id']
 
     def stop(self):
+        """Stop everything; a frontend must exit 0 on SIGTERM (under the
+        sanitizers that includes freeing everything it allocated)."""
+        bad = []
         for p in self.procs.values():
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
-        for p in self.procs.values():
+        for name, p in self.procs.items():
             try:
-                p.wait(timeout=6)
+                rc = p.wait(timeout=6)
             except subprocess.TimeoutExpired:
                 p.kill()
-                p.wait()
+                rc = p.wait()
+            if name in self.frontends and rc != 0:
+                bad.append(f'{name} exited {rc}: {self.log(name)[-2000:]}')
         self.tmp.cleanup()
+        check(not bad, '; '.join(bad))
 
 
 def node_result(p, timeout=30):
@@ -403,6 +409,7 @@ def rss_kb(pid):
 
 
 RSS_GROWTH_BOUND_KB = 32 * 1024
+SETTLE_S = 5
 
 
 def case_slow_consumer(g):
@@ -413,12 +420,15 @@ def case_slow_consumer(g):
     before = {f: rss_kb(g.pid(f)) for f in g.frontends}
     slow = g.node({'path': STREAM, 'stream': True,
                    'metadata': dict(g.auth(), session_id=sid),
-                   'request': {'name': 'slow'}, 'pauseAfter': 1,
-                   'pauseMs': 9000, 'timeoutMs': 26000}, background=True)
-    fast = g.client('--json', '--duration', '25', '--name', 'fast')
-    time.sleep(1)
+                   'request': {'name': 'slow'}, 'pauseAfter': 1},
+                  background=True)
+    fast = g.client('--json', '--name', 'fast')
+    for name in ('slow', 'fast'):
+        wait_for(lambda: any(f"'{name}' joining" in g.log(f)
+                             for f in g.frontends), 10, f'{name} to join')
+    time.sleep(0.5)
 
-    # 10 000 changes: 200 reloads of 50 keys each.
+    # 10 000 changes: 200 reloads of 50 keys each, while slow reads nothing.
     peak = dict(before)
     for r in range(200):
         body = 'burst:\n' + ''.join(f'  k{k}: {r * 50 + k}\n'
@@ -435,6 +445,12 @@ def case_slow_consumer(g):
         print(f'{f}: rss {before[f]} kB -> peak {peak[f]} kB')
         check(grew < RSS_GROWTH_BOUND_KB,
               f'{f} grew {grew} kB, bound {RSS_GROWTH_BOUND_KB} kB')
+
+    # Resume the slow reader; give both time to reach the head.
+    slow.send_signal(signal.SIGUSR1)
+    time.sleep(SETTLE_S)
+    slow.send_signal(signal.SIGTERM)
+    fast.send_signal(signal.SIGTERM)
 
     rc, evs, err = client_events(fast)
     check(rc == 0, f'fast client exit {rc}: {err}')
