@@ -47,12 +47,13 @@ static void
 dump_usage(FILE *out)
 {
     fprintf(out,
-        "usage: " DUMP_NAME " (-c FILE | --store DIR) [options]\n"
+        "usage: " DUMP_NAME " [-c FILE | --store DIR] [options]\n"
         "\n"
         "Print the configstream store: meta, resolved settings, layer values\n"
         "and the retained changelog. Read-only; safe while the resolver runs.\n"
         "\n"
         "  -c, --config FILE   find the store through this datadog.yaml\n"
+        "                      (default: the embedded defaults' store)\n"
         "      --store DIR     the store directory\n"
         "      --schema FILE   schema deciding which keys are secret\n"
         "                      (default: the embedded schema)\n"
@@ -411,8 +412,8 @@ dump_args(dump_t *d, int argc, char **argv)
             argv[optind]);
         return 2;
     }
-    if ((d->config_path == NULL) == (d->store_path == NULL)) {
-        fprintf(stderr, DUMP_NAME ": give one of -c FILE or --store DIR "
+    if (d->config_path != NULL && d->store_path != NULL) {
+        fprintf(stderr, DUMP_NAME ": give -c FILE or --store DIR, not both "
             "(see --help)\n");
         return 2;
     }
@@ -437,7 +438,8 @@ main(int argc, char **argv)
         return rc;
     }
 
-    if (d.config_path != NULL) {
+    if (d.store_path == NULL) {
+        /* with no -c, the store of the embedded defaults (and DD_*) */
         rc = cs_config_load(&cfg, d.config_path, d.schema_path, err,
             sizeof(err));
         if (rc != 0) {

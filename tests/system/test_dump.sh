@@ -137,8 +137,11 @@ expect 0 0 "$dump" -c "$tmp/datadog.yaml" --json --meta
 grep -q '"head":10' "$tmp/out" || fail "-c finds the store"
 expect 1 1 "$dump" -c "$tmp/nonexistent.yaml"
 
+# no -c: the embedded defaults' store, moved by the environment
+DD_RUN_PATH="$tmp/run" expect 0 0 "$dump" --json --meta
+grep -q '"head":10' "$tmp/out" || fail "no -c finds the defaults' store"
+
 # usage errors: status 2, one line
-expect 2 1 "$dump"
 expect 2 1 "$dump" --store "$store" --bogus
 expect 2 1 "$dump" --store
 expect 2 1 "$dump" --store "$store" -c "$tmp/datadog.yaml"
