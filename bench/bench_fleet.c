@@ -187,57 +187,162 @@ static void bench_fleet_got_resync(bench_sub_t *s, int64_t seq, int64_t now)
     s->last_seq = seq;
 }
 
+/*
+ * A minimal protobuf reader: the fleet needs a few numbers out of every
+ * event (kind, sequence id or revision), and a full unpack of every
+ * delivery would cost the shared cores more than the server's send.
+ */
+typedef struct {
+    const uint8_t *p, *end;
+    uint32_t field;
+    uint32_t wire;
+    uint64_t varint;            /* wire type 0 */
+    const uint8_t *bytes;       /* wire type 2 */
+    size_t len;
+} bench_pb_t;
+
+static int bench_pb_varint(bench_pb_t *r, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 64 && r->p < r->end; shift += 7) {
+        uint8_t b = *r->p++;
+
+        *v |= (uint64_t) (b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            return 0;
+        }
+    }
+    return -EPROTO;
+}
+
+/* The next field: 1, 0 at the end, -EPROTO on malformed input. */
+static int bench_pb_next(bench_pb_t *r)
+{
+    uint64_t key, len;
+
+    if (r->p >= r->end) {
+        return 0;
+    }
+    if (bench_pb_varint(r, &key) < 0) {
+        return -EPROTO;
+    }
+
+    r->field = (uint32_t) (key >> 3);
+    r->wire = (uint32_t) (key & 7);
+    switch (r->wire) {
+    case 0:
+        return bench_pb_varint(r, &r->varint) < 0 ? -EPROTO : 1;
+    case 1:
+    case 5:
+        len = r->wire == 1 ? 8 : 4;
+        if ((uint64_t) (r->end - r->p) < len) {
+            return -EPROTO;
+        }
+        r->p += len;
+        return 1;
+    case 2:
+        if (bench_pb_varint(r, &len) < 0
+            || (uint64_t) (r->end - r->p) < len)
+        {
+            return -EPROTO;
+        }
+        r->bytes = r->p;
+        r->len = (size_t) len;
+        r->p += len;
+        return 1;
+    default:
+        return -EPROTO;
+    }
+}
+
+static bench_pb_t bench_pb(const uint8_t *p, size_t len)
+{
+    return (bench_pb_t) { .p = p, .end = p + len };
+}
+
+/*
+ * ConfigEvent: snapshot = 1 { sequence_id = 2, settings = 3 } or
+ * update = 2 { sequence_id = 2 }. Sequence ids are int32 on the wire.
+ */
 static void bench_fleet_decode_cs(bench_sub_t *s, const uint8_t *p,
     size_t len, int64_t now)
 {
-    Datadog__Model__V1__ConfigEvent *ev;
+    bench_pb_t ev = bench_pb(p, len), inner;
+    int64_t seq = 0;
+    int kind = 0, settings = 0, rc;
 
-    ev = datadog__model__v1__config_event__unpack(NULL, len, p);
-    if (ev == NULL) {
+    while ((rc = bench_pb_next(&ev)) > 0) {
+        if ((ev.field == 1 || ev.field == 2) && ev.wire == 2) {
+            kind = (int) ev.field;
+            inner = bench_pb(ev.bytes, ev.len);
+            while ((rc = bench_pb_next(&inner)) > 0) {
+                if (inner.field == 2 && inner.wire == 0) {
+                    seq = (int32_t) (uint32_t) inner.varint;
+                } else if (inner.field == 3 && kind == 1) {
+                    settings++;
+                }
+            }
+        }
+        if (rc < 0) {
+            break;
+        }
+    }
+    if (rc < 0 || kind == 0) {
         s->gaps++;
         return;
     }
 
     s->events++;
-    if (ev->event_case == DATADOG__MODEL__V1__CONFIG_EVENT__EVENT_SNAPSHOT) {
-        if (!s->ready) {
-            s->settings = (int) ev->snapshot->n_settings;
-            bench_fleet_got_ready(s, now, ev->snapshot->sequence_id);
-        } else {
-            bench_fleet_got_resync(s, ev->snapshot->sequence_id, now);
-        }
-    } else if (ev->event_case
-        == DATADOG__MODEL__V1__CONFIG_EVENT__EVENT_UPDATE)
-    {
-        bench_fleet_got_seq(s, ev->update->sequence_id, now);
+    if (kind == 1 && !s->ready) {
+        s->settings = settings;
+        bench_fleet_got_ready(s, now, seq);
+    } else if (kind == 1) {
+        bench_fleet_got_resync(s, seq, now);
+    } else {
+        bench_fleet_got_seq(s, seq, now);
     }
-
-    datadog__model__v1__config_event__free_unpacked(ev, NULL);
 }
 
+/* The mod_revision (field 3) of an Event's kv (field 2). */
+static int64_t bench_fleet_event_rev(const uint8_t *p, size_t len)
+{
+    bench_pb_t ev = bench_pb(p, len), kv;
+
+    while (bench_pb_next(&ev) > 0) {
+        if (ev.field == 2 && ev.wire == 2) {
+            kv = bench_pb(ev.bytes, ev.len);
+            while (bench_pb_next(&kv) > 0) {
+                if (kv.field == 3 && kv.wire == 0) {
+                    return (int64_t) kv.varint;
+                }
+            }
+        }
+    }
+    return -1;
+}
+
+/* WatchResponse: created = 3, events = 11 (repeated Event). */
 static void bench_fleet_decode_etcd(bench_sub_t *s, const uint8_t *p,
     size_t len, int64_t now)
 {
-    Etcdserverpb__WatchResponse *wr;
-
-    wr = etcdserverpb__watch_response__unpack(NULL, len, p);
-    if (wr == NULL) {
-        s->gaps++;
-        return;
-    }
+    bench_pb_t wr = bench_pb(p, len);
+    int64_t rev;
+    int rc;
 
     s->events++;
-    if (wr->created && !s->ready) {
-        bench_fleet_got_ready(s, s->t_ready, s->last_seq);
-    }
-
-    for (size_t i = 0; i < wr->n_events; i++) {
-        if (wr->events[i]->kv != NULL) {
-            bench_fleet_got_seq(s, wr->events[i]->kv->mod_revision, now);
+    while ((rc = bench_pb_next(&wr)) > 0) {
+        if (wr.field == 3 && wr.wire == 0 && wr.varint && !s->ready) {
+            bench_fleet_got_ready(s, s->t_ready, s->last_seq);
+        } else if (wr.field == 11 && wr.wire == 2) {
+            rev = bench_fleet_event_rev(wr.bytes, wr.len);
+            if (rev >= 0) {
+                bench_fleet_got_seq(s, rev, now);
+            }
         }
     }
-
-    etcdserverpb__watch_response__free_unpacked(wr, NULL);
+    if (rc < 0) {
+        s->gaps++;
+    }
 }
 
 static void bench_fleet_pending_add(bench_fleet_t *f, int delta)
