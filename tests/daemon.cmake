@@ -51,3 +51,12 @@ add_test(NAME system.deploy_supervisord
         ${CMAKE_BINARY_DIR} ${CMAKE_SOURCE_DIR}/deploy)
 set_tests_properties(system.deploy_supervisord PROPERTIES
     SKIP_RETURN_CODE 77 TIMEOUT 120)
+
+# Every real-world datadog.yaml of the fixtures, end to end.
+if(TARGET configstreamd)
+    add_test(NAME system.daemon_real
+        COMMAND ${CMAKE_CURRENT_LIST_DIR}/system/test_daemon_real.sh
+            ${CMAKE_BINARY_DIR} ${CS_FIXTURES_DIR})
+    set_tests_properties(system.daemon_real PROPERTIES
+        SKIP_RETURN_CODE 77 TIMEOUT 300)
+endif()
