@@ -307,6 +307,7 @@ fe_call_register(fe_call_t *c)
     char msg[256], id[CS_SESSION_ID_LEN + 1];
     grpc_status_code code;
     uint32_t secs;
+    int rc;
 
     req = (void *) cs_grpc_bb_unpack(c->recv_bb,
         &datadog__remoteagent__v1__register_remote_agent_request__descriptor);
@@ -322,9 +323,16 @@ fe_call_register(fe_call_t *c)
         goto out_free;
     }
 
-    if (fe_broker_register(c->srv->broker, req, &code, msg, sizeof(msg),
-            id, sizeof(id), &secs) < 0)
-    {
+    /*
+     * The broker may take up to its timeout to answer: let the notifier
+     * go on meanwhile. Only this thread frees calls, so c stays valid.
+     */
+    pthread_mutex_unlock(&c->srv->lock);
+    rc = fe_broker_register(c->srv->broker, req, &code, msg, sizeof(msg),
+        id, sizeof(id), &secs);
+    pthread_mutex_lock(&c->srv->lock);
+
+    if (rc < 0) {
         fe_call_end(c, GRPC_STATUS_UNAVAILABLE, "registry broker unavailable");
         goto out_free;
     }
@@ -351,6 +359,7 @@ fe_call_refresh(fe_call_t *c)
         DATADOG__REMOTEAGENT__V1__REFRESH_REMOTE_AGENT_RESPONSE__INIT;
     grpc_status_code code;
     char msg[256];
+    int rc;
 
     req = (void *) cs_grpc_bb_unpack(c->recv_bb,
         &datadog__remoteagent__v1__refresh_remote_agent_request__descriptor);
@@ -360,9 +369,12 @@ fe_call_refresh(fe_call_t *c)
         return;
     }
 
-    if (fe_broker_refresh(c->srv->broker, req->session_id, &code, msg,
-            sizeof(msg)) < 0)
-    {
+    pthread_mutex_unlock(&c->srv->lock);
+    rc = fe_broker_refresh(c->srv->broker, req->session_id, &code, msg,
+        sizeof(msg));
+    pthread_mutex_lock(&c->srv->lock);
+
+    if (rc < 0) {
         fe_call_end(c, GRPC_STATUS_UNAVAILABLE, "registry broker unavailable");
     } else if (code != GRPC_STATUS_OK) {
         fe_call_end(c, code, msg);

@@ -95,6 +95,7 @@ struct fe_server {
 
     atomic_int ready;
     atomic_int stopping;
+    atomic_int keepalive_due;   /* a stream joined: report it now */
     pthread_t notifier;
     int notifier_started;
 

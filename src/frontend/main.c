@@ -16,6 +16,7 @@
 
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
+#include <grpc/support/log.h>
 #include <grpc/support/time.h>
 
 #include "credentials.h"
@@ -32,6 +33,18 @@ static void
 fe_on_signal(int sig)
 {
     fe_signalled = sig;
+}
+
+/*
+ * gRPC's own messages go through our log format. What it reports at its
+ * error level here is mostly a peer's fault (a failed TLS handshake), so
+ * it is logged at info, as peer-caused network errors are.
+ */
+static void
+fe_grpc_log(gpr_log_func_args *args)
+{
+    cs_log(args->severity == GPR_LOG_SEVERITY_ERROR ? CS_LOG_INFO
+        : CS_LOG_DEBUG, "grpc", "%s", args->message);
 }
 
 static void
@@ -299,6 +312,7 @@ main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    gpr_set_log_function(fe_grpc_log);
     grpc_init();
 
     rc = fe_server_listen(&srv);

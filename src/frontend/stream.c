@@ -27,7 +27,7 @@
 #include "log.h"
 
 #define FE_WAIT_MS          250     /* session checks at least this often */
-#define FE_KEEPALIVE_MS     2000
+#define FE_KEEPALIVE_MS     2000    /* at most; see fe_notifier_main */
 #define FE_ATTACH_RETRY_MS  200
 
 typedef struct {
@@ -178,6 +178,8 @@ fe_stream_join(fe_call_t *c)
     srv->subs = c;
     srv->nsubs++;
     atomic_fetch_add(&srv->stats->subscribers, 1);
+
+    atomic_store(&srv->keepalive_due, 1);
 
     cs_log_info(FE_SUBSYS, "New subscriber '%s' joining the config stream",
         c->name);
@@ -497,7 +499,7 @@ static void *
 fe_notifier_main(void *arg)
 {
     fe_server_t *srv = arg;
-    int64_t last_keepalive;
+    int64_t last_keepalive, keepalive_ms;
     uint32_t seen;
 
     if (fe_notifier_attach(srv) < 0) {
@@ -513,6 +515,15 @@ fe_notifier_main(void *arg)
     atomic_store(&srv->ready, 1);
     cs_log_notice(FE_SUBSYS, "ready: serving the config stream");
 
+    /* Well within the idle timeout, so an open stream's session never
+     * looks idle to the broker's expiry sweep. */
+    keepalive_ms = FE_KEEPALIVE_MS;
+    if (srv->cfg.rar_idle_timeout_ms > 0
+        && srv->cfg.rar_idle_timeout_ms / 3 < keepalive_ms)
+    {
+        keepalive_ms = srv->cfg.rar_idle_timeout_ms / 3;
+    }
+
     last_keepalive = fe_now_ms();
     while (!atomic_load(&srv->stopping)) {
         cs_shm_wait(srv->shm, &seen, FE_WAIT_MS);
@@ -523,7 +534,9 @@ fe_notifier_main(void *arg)
         fe_notify_updates(srv);
         fe_check_sessions(srv);
 
-        if (fe_now_ms() - last_keepalive >= FE_KEEPALIVE_MS) {
+        if (atomic_exchange(&srv->keepalive_due, 0)
+            || fe_now_ms() - last_keepalive >= keepalive_ms)
+        {
             fe_keepalive(srv);
             last_keepalive = fe_now_ms();
         }

@@ -559,16 +559,64 @@ def case_keepalive(g):
     r = g.node({'path': RAR_NEW + 'RefreshRemoteAgent',
                 'metadata': g.auth(), 'request': {'session_id': sid}})
     expect(r, 'OK', None, 'refresh right after the stream')
-    time.sleep(4)
+    time.sleep(6)
     r = g.node({'path': RAR_NEW + 'RefreshRemoteAgent',
                 'metadata': g.auth(), 'request': {'session_id': sid}})
     expect(r, 'NOT_FOUND', 'no remote agent found with session ID',
-           'refresh after 4 s idle')
+           'refresh after 6 s idle')
+
+
+def case_broker_down(g):
+    """Registry calls answer UNAVAILABLE while the broker is down; open
+    streams keep streaming; a restarted broker serves again."""
+    sid = g.register('before-crash')
+    p = g.client('--json', '--name', 'through-crash')
+    wait_for(lambda: any("'through-crash' joining" in g.log(f)
+                         for f in g.frontends), 10, 'the stream')
+    g.procs['broker'].kill()
+    g.procs['broker'].wait()
+    for svc in (RAR_NEW, RAR_OLD):
+        r = g.node({'path': svc + 'RegisterRemoteAgent',
+                    'metadata': g.auth(),
+                    'request': {'display_name': 'x',
+                                'api_endpoint_uri': 'unix:///x.sock'}})
+        expect(r, 'UNAVAILABLE', None, f'register on {svc}, broker down')
+        r = g.node({'path': svc + 'RefreshRemoteAgent',
+                    'metadata': g.auth(), 'request': {'session_id': sid}})
+        expect(r, 'UNAVAILABLE', None, f'refresh on {svc}, broker down')
+    g.ctl('set', 'during.crash', '1')
+    g.start('broker')
+    wait_for(lambda: 'ready' in g.log('broker'), 10, 'the broker')
+    r = g.node({'path': RAR_NEW + 'RefreshRemoteAgent',
+                'metadata': g.auth(), 'request': {'session_id': sid}})
+    expect(r, 'OK', None, 'refresh after the broker restarted')
+    head = g.head()
+    time.sleep(1)
+    p.send_signal(signal.SIGTERM)
+    rc, evs, err = client_events(p)
+    check(rc == 0, f'client exit {rc}: {err}')
+    last = [e for e in evs if e['event'] in ('update', 'snapshot')][-1]
+    check(last['seq'] == head and last.get('key') == 'during.crash',
+          f'stream through the crash ended at {last}')
+
+
+def case_bad_config():
+    """A config the frontend cannot run with exits CS_EXIT_FATAL_CONFIG."""
+    with tempfile.TemporaryDirectory(prefix='cs-frontend-') as d:
+        for body in ('cmd_port: [\n', 'cmd_port: abc\n'):
+            with open(f'{d}/datadog.yaml', 'w') as f:
+                f.write(f'run_path: {d}\n' + body)
+            r = subprocess.run([BIN['frontend'], '-c', f'{d}/datadog.yaml'],
+                               capture_output=True, text=True, timeout=10)
+            check(r.returncode == 78, f'{body!r}: exit {r.returncode}')
+            check(re.search(r'datadog.yaml:\d+:\d+: ', r.stderr),
+                  f'no file:line:column: {r.stderr}')
 
 
 CASES = {
+    'broker_down': (case_broker_down, {}),
     'start_order': (case_start_order, {'frontend_first': True}),
-    'keepalive': (case_keepalive, {'idle_timeout': '2s'}),
+    'keepalive': (case_keepalive, {'idle_timeout': '3s'}),
     'snapshot': (case_snapshot, {}),
     'updates': (case_updates, {}),
     'fanout': (case_fanout, {}),
@@ -583,6 +631,10 @@ CASES = {
 
 
 def main():
+    if CASE == 'bad_config':
+        case_bad_config()
+        print(f'ok {CASE}')
+        return
     fn, kw = CASES[CASE]
     if not os.path.isdir(f'{NODE_DIR}/node_modules/@grpc/grpc-js'):
         print(f'skip {CASE}: run npm ci in {NODE_DIR}', file=sys.stderr)
