@@ -4,7 +4,9 @@
 # settings appended), with TLS:
 #   - a client's snapshot equals configstream-dump's settings;
 #   - /metrics passes promtool and counts the streaming client;
-#   - configstream-ctl set reaches the streaming client;
+#   - configstream-ctl set and a file edit reach the streaming client;
+#     a broken edit is reported with file:line:column, streams nothing and
+#     the daemon keeps serving;
 #   - kill -9 of each role (broker, resolver, each frontend): back within
 #     2 s, and updates reach the client again afterwards without an order
 #     violation (the client reconnects on its own);
@@ -154,14 +156,17 @@ sys.exit(1)
 EOF
 }
 
+# By socket: configstream-ctl -c would read the file, broken on purpose
+# for a while.
+SOCK=$TMP/run/configstream/resolver.sock
 n=0
 set_and_see() {
     local out id
     n=$((n + 1))
     # A resolver just respawned takes a moment to open its socket.
-    wait_for 5 "$CTL" -c "$TMP/datadog.yaml" set hostname "cs-test-$n" ||
+    wait_for 5 "$CTL" --socket "$SOCK" set hostname "cs-test-$n" ||
         fail "configstream-ctl set failed ($1)"
-    out=$("$CTL" -c "$TMP/datadog.yaml" --json get hostname) ||
+    out=$("$CTL" --socket "$SOCK" --json get hostname) ||
         fail "configstream-ctl get failed ($1)"
     id=$(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["seq"])') ||
         fail "no id in: $out"
@@ -169,6 +174,26 @@ set_and_see() {
         fail "update $n did not reach the client ($1)"
 }
 set_and_see "before any kill"
+
+# --- edits of the file ------------------------------------------------------------
+# A valid edit (written aside and renamed, as editors do) is streamed.
+cp "$TMP/datadog.yaml" "$TMP/edit.yaml"
+echo "dogstatsd_port: 9125" >> "$TMP/edit.yaml"
+mv "$TMP/edit.yaml" "$TMP/datadog.yaml"
+wait_for 10 grep -q '"key":"dogstatsd_port","source":"file","value":9125' \
+    "$TMP/client.out" || fail "the file edit did not reach the client"
+
+# A broken edit: an error with file:line:column, no update, still serving.
+updates_before=$(grep -c '"event":"update"' "$TMP/client.out")
+cp "$TMP/datadog.yaml" "$TMP/good.yaml"
+printf 'dogstatsd_port: [9126\n' >> "$TMP/datadog.yaml"
+wait_for 10 grep -Eq 'datadog\.yaml:[0-9]+:[0-9]+' "$TMP/log" ||
+    fail "no file:line:column error for the broken edit"
+sleep 0.5
+[ "$(grep -c '"event":"update"' "$TMP/client.out")" = "$updates_before" ] ||
+    fail "the broken edit produced an update"
+set_and_see "while the file is broken"
+mv "$TMP/good.yaml" "$TMP/datadog.yaml"
 
 # A session lives in the segment: the client never has to register again,
 # whichever process dies.

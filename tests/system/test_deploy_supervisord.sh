@@ -141,14 +141,17 @@ sys.exit(1)
 EOF
 }
 
+# By socket: configstream-ctl -c would read the file, broken on purpose
+# for a while.
+SOCK=$TMP/run/configstream/resolver.sock
 n=0
 set_and_see() {
     local out id
     n=$((n + 1))
     # A resolver just respawned takes a moment to open its socket.
-    wait_for 5 "$CTL" -c "$TMP/datadog.yaml" set hostname "sv-test-$n" ||
+    wait_for 5 "$CTL" --socket "$SOCK" set hostname "sv-test-$n" ||
         fail "configstream-ctl set failed ($1)"
-    out=$("$CTL" -c "$TMP/datadog.yaml" --json get hostname) ||
+    out=$("$CTL" --socket "$SOCK" --json get hostname) ||
         fail "configstream-ctl get failed ($1)"
     id=$(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["seq"])') ||
         fail "no id in: $out"
