@@ -408,6 +408,34 @@ def rss_kb(pid):
     return int(m.group(1))
 
 
+def worker_stats(g):
+    """Sum of the frontends' telemetry blocks in the segment (layout of
+    src/common/shm_layout.h, version 1; blocks 64-byte aligned as
+    src/common/shm.c places them)."""
+    import struct
+    with open(f'{g.run}/configstream/shm', 'rb') as f:
+        data = f.read()
+    magic, version, header_size = struct.unpack_from('<QII', data, 0)
+    check(magic == 0x314d48534d524343 and version == 1,
+          f'segment layout {version}: update worker_stats()')
+    workers = struct.unpack_from('<I', data, 28)[0]
+
+    def align(n):
+        return (n + 63) & ~63
+    pids = {g.pid(f) for f in g.frontends}
+    names = ('subscribers', 'snapshots_sent', 'updates_sent',
+             'discontinuities', 'dropped_updates')
+    total = dict.fromkeys(names, 0)
+    for i in range(workers):
+        off = align(align(header_size) + 6 * 8) + i * 48
+        owner = struct.unpack_from('<i', data, off)[0]
+        if owner in pids:
+            for name, v in zip(names, struct.unpack_from('<5Q', data,
+                                                          off + 8)):
+                total[name] += v
+    return total
+
+
 RSS_GROWTH_BOUND_KB = 32 * 1024
 SETTLE_S = 5
 
@@ -446,6 +474,10 @@ def case_slow_consumer(g):
         check(grew < RSS_GROWTH_BOUND_KB,
               f'{f} grew {grew} kB, bound {RSS_GROWTH_BOUND_KB} kB')
 
+    st = worker_stats(g)
+    check(st['subscribers'] == 2, f'subscribers gauge: {st}')
+    check(st['dropped_updates'] > 0, f'dropped_updates: {st}')
+
     # Resume the slow reader; give both time to reach the head.
     slow.send_signal(signal.SIGUSR1)
     time.sleep(SETTLE_S)
@@ -473,6 +505,12 @@ def case_slow_consumer(g):
         check(seq == prev + 1, f'after resync: {seq} follows {prev}')
         prev = seq
     check(prev == head, f'slow subscriber ended at {prev}, head {head}')
+    st = worker_stats(g)
+    ups = sum(1 for e in evs if e.get('update'))
+    check(st['subscribers'] == 0, f'subscribers gauge after: {st}')
+    check(st['discontinuities'] >= 1 and st['snapshots_sent'] >= 3,
+          f'resync counters: {st}')
+    check(st['updates_sent'] >= ups, f'updates_sent: {st}')
     logs = ''.join(g.log(f) for f in g.frontends)
     check("Dropping config update for subscriber 'slow'" in logs,
           'no drop logged')
