@@ -402,6 +402,33 @@ def case_revoke(g):
     check(r['events'] and 'snapshot' in r['events'][0], 'snapshot first')
 
 
+def case_revoke_stuck(g):
+    """A stream whose reader stopped, with a send stuck on flow control,
+    still ends within a second of its session's revocation."""
+    sid = g.register('stuck-agent')
+    p = g.node({'path': STREAM, 'stream': True,
+                'metadata': dict(g.auth(), session_id=sid),
+                'request': {'name': 'stuck'}, 'pauseAfter': 1},
+               background=True)
+    wait_for(lambda: any("'stuck' joining" in g.log(f)
+                         for f in g.frontends), 10, 'the stream')
+    for r in range(40):
+        g.write_config('burst:\n' + ''.join(f'  k{k}: {r * 50 + k}\n'
+                                            for k in range(50)))
+        g.ctl('reload')
+    wait_for(lambda: any("Dropping config update for subscriber 'stuck'"
+                         in g.log(f) for f in g.frontends), 10,
+             'the stuck stream to overflow')
+    g.ctl('revoke', sid)
+    wait_for(lambda: any("subscriber 'stuck' left" in g.log(f)
+                         for f in g.frontends), 1.0,
+             'the stuck stream to end')
+    p.send_signal(signal.SIGUSR1)
+    r = node_result(p)
+    expect(r, 'PERMISSION_DENIED', f"session_id '{sid}' not found: {HINT}",
+           'revoked stuck stream')
+
+
 def rss_kb(pid):
     with open(f'/proc/{pid}/status') as f:
         m = re.search(r'VmRSS:\s+(\d+)', f.read())
@@ -662,6 +689,7 @@ CASES = {
     'registry_disabled': (case_registry_disabled, {'registry': False,
                                                    'frontends': 1}),
     'revoke': (case_revoke, {}),
+    'revoke_stuck': (case_revoke_stuck, {}),
     'slow_consumer': (case_slow_consumer, {
         'extra': 'config_stream:\n  changelog_retention: 100000\n'}),
     'sigterm': (case_sigterm, {}),
