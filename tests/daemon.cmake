@@ -60,3 +60,12 @@ if(TARGET configstreamd)
     set_tests_properties(system.daemon_real PROPERTIES
         SKIP_RETURN_CODE 77 TIMEOUT 300)
 endif()
+
+# The counters of /metrics follow streams and a slow consumer.
+if(TARGET configstreamd)
+    add_test(NAME system.daemon_telemetry
+        COMMAND ${CMAKE_CURRENT_LIST_DIR}/system/test_daemon_telemetry.sh
+            ${CMAKE_BINARY_DIR})
+    set_tests_properties(system.daemon_telemetry PROPERTIES
+        SKIP_RETURN_CODE 77 TIMEOUT 120)
+endif()
