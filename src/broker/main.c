@@ -27,6 +27,7 @@
 #include "config.h"
 #include "configstream/broker.pb-c.h"
 #include "log.h"
+#include "metrics.h"
 #include "registry.h"
 #include "shm.h"
 
@@ -54,13 +55,17 @@ static void
 broker_usage(FILE *out, const char *prog)
 {
     fprintf(out,
-        "usage: %s -c FILE [--schema FILE]\n"
+        "usage: %s -c FILE [--schema FILE] [--telemetry]\n"
         "\n"
         "Own the configstream shared-memory segment and serve the Remote\n"
         "Agent Registry on the broker socket.\n"
         "\n"
         "  -c, --config FILE   datadog.yaml to read settings from\n"
         "      --schema FILE   settings schema (default: embedded)\n"
+        "      --telemetry     serve Prometheus /metrics at\n"
+        "                      config_stream.telemetry_address (under\n"
+        "                      supervisord or systemd; configstreamd\n"
+        "                      serves it itself)\n"
         "  -h, --help          show this help\n", prog);
 }
 
@@ -605,6 +610,27 @@ broker_run(broker_t *b)
     return 0;
 }
 
+/*
+ * The telemetry endpoint runs on libmicrohttpd's thread, started once the
+ * signals are blocked so that the thread inherits the mask. A failure is
+ * logged and the registry keeps serving: metrics are not worth an outage.
+ */
+static void
+broker_telemetry_start(broker_t *b)
+{
+    const char *addr = b->cfg.telemetry_address;
+    char err[512];
+
+    if (addr == NULL || addr[0] == '\0') {
+        return;
+    }
+    if (cs_metrics_http_start(b->shm, addr, err, sizeof(err)) < 0) {
+        cs_log_error("telemetry", "%s", err);
+        return;
+    }
+    cs_log_notice("telemetry", "serving http://%s/metrics", addr);
+}
+
 static void
 broker_shutdown(broker_t *b)
 {
@@ -620,6 +646,7 @@ broker_shutdown(broker_t *b)
     if (b->sfd != -1) {
         close(b->sfd);
     }
+    cs_metrics_http_stop();
     if (b->shm != NULL) {
         atomic_store(&cs_shm_header(b->shm)->broker_pid, 0);
     }
@@ -694,13 +721,14 @@ main(int argc, char **argv)
     static const struct option opts[] = {
         { "config", required_argument, NULL, 'c' },
         { "schema", required_argument, NULL, 's' },
+        { "telemetry", no_argument, NULL, 't' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
     const char *config_path = NULL, *schema_path = NULL;
     broker_t b;
     char err[1024];
-    int opt, rc;
+    int opt, rc, telemetry = 0;
 
     cs_log_init(argv[0]);
 
@@ -711,6 +739,9 @@ main(int argc, char **argv)
             break;
         case 's':
             schema_path = optarg;
+            break;
+        case 't':
+            telemetry = 1;
             break;
         case 'h':
             broker_usage(stdout, argv[0]);
@@ -742,6 +773,9 @@ main(int argc, char **argv)
     b.buf = malloc(BROKER_PACKET_MAX);
     rc = b.buf == NULL ? -ENOMEM : broker_setup(&b);
     if (rc == 0) {
+        if (telemetry) {
+            broker_telemetry_start(&b);
+        }
         cs_log_notice("broker", "ready, serving %s", b.cfg.broker_socket);
         rc = broker_run(&b);
     }
