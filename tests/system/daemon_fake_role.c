@@ -10,7 +10,7 @@
  *
  * Each start, SIGHUP and SIGTERM is appended as "<event> <role> <pid>" to
  * $CS_FAKE_EVENTS. When $CS_FAKE_FATAL names the role, it exits with
- * CS_EXIT_FATAL_CONFIG at once.
+ * CS_EXIT_FATAL_CONFIG at once; when $CS_FAKE_CRASH does, with status 1.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -137,6 +137,10 @@ main(int argc, char **argv)
     fatal = getenv("CS_FAKE_FATAL");
     if (fatal != NULL && strcmp(fatal, fake_role) == 0) {
         return CS_EXIT_FATAL_CONFIG;
+    }
+    fatal = getenv("CS_FAKE_CRASH");
+    if (fatal != NULL && strcmp(fatal, fake_role) == 0) {
+        return 1;
     }
 
     if (cs_config_load(&cfg, config, schema, err, sizeof(err)) < 0) {

@@ -2,8 +2,9 @@
 # configstreamd supervising a group of stand-in roles (daemon_fake_role):
 # start order, credentials, the process table, respawn of each role after
 # kill -9 within 2 s, SIGHUP forwarded to the resolver, /metrics accepted
-# by promtool, the ordered stop on SIGTERM, and a fatal-config child that
-# stops the group with status 78 instead of being respawned.
+# by promtool, readiness sent to systemd, the ordered stop on SIGTERM, a
+# fatal-config child that stops the group with status 78 instead of being
+# respawned, and the back-off of a child that keeps crashing.
 #
 # usage: test_daemon_supervise.sh CONFIGSTREAMD FAKE_ROLE
 set -u
@@ -198,5 +199,25 @@ grep -Eq "configstream-broker pid [0-9]+ (exited|killed)" "$TMP/log" ||
     fail "broker not stopped after the fatal exit"
 [ "$(grep -c '^start configstream-broker' "$TMP/events")" = 1 ] ||
     fail "broker respawned after the fatal exit"
+
+# --- a crash loop backs off: 100 ms, doubling -------------------------------
+: > "$TMP/events"
+: > "$TMP/log"
+CS_FAKE_EVENTS="$TMP/events" CS_FAKE_CRASH=configstream-resolver \
+    "$DAEMON" -c "$TMP/datadog.yaml" --libexec "$TMP/libexec" 2>"$TMP/log" &
+DPID=$!
+wait_for 10 grep -q "respawning configstream-resolver in 800 ms" "$TMP/log" ||
+    fail "no back-off up to 800 ms"
+delays=$(sed -n 's/.*respawning configstream-resolver in \([0-9]*\) ms/\1/p' \
+    "$TMP/log" | head -n 4 | tr '\n' ' ')
+[ "$delays" = "100 200 400 800 " ] || fail "back-off delays: $delays"
+grep -q "configstream-resolver pid [0-9]* exited with code 1" "$TMP/log" ||
+    fail "no exit line with the exit code"
+kill -TERM "$DPID"
+wait_for 10 bash -c "! kill -0 $DPID" || fail "crash loop: did not stop"
+wait "$DPID"
+rc=$?
+DPID=
+[ "$rc" = 0 ] || fail "crash loop: exit code $rc after SIGTERM"
 
 echo "ok"

@@ -94,13 +94,6 @@ sed -e "s#/usr/local/bin/configstream-\([a-z]*\)#$BUILD/src/\1/configstream-\1#"
     -e "s#/var/log/configstream#$TMP/logs#" \
     "$DEPLOY/supervisord.conf" > "$TMP/configstream.conf"
 
-telemetry=1
-if ! "$BUILD/src/broker/configstream-broker" --help 2>&1 |
-        grep -q -- --telemetry; then
-    echo "note: this broker has no --telemetry yet; not checking /metrics"
-    sed -i 's/ --telemetry//' "$TMP/configstream.conf"
-    telemetry=0
-fi
 
 supervisord -c "$TMP/supervisord.conf" &
 SPID=$!
@@ -160,13 +153,12 @@ set_and_see() {
 }
 set_and_see "first"
 
-if [ "$telemetry" = 1 ]; then
-    curl -sf "http://127.0.0.1:$TPORT/metrics" > "$TMP/metrics" ||
-        fail "the broker does not serve /metrics"
-    promtool check metrics < "$TMP/metrics" || fail "promtool rejects it"
-    grep -q '^configstream_subscribers 1$' "$TMP/metrics" ||
-        fail "subscribers: $(grep subscribers "$TMP/metrics")"
-fi
+# No configstreamd here: the broker serves /metrics (--telemetry).
+curl -sf "http://127.0.0.1:$TPORT/metrics" > "$TMP/metrics" ||
+    fail "the broker does not serve /metrics"
+promtool check metrics < "$TMP/metrics" || fail "promtool rejects it"
+grep -q '^configstream_subscribers 1$' "$TMP/metrics" ||
+    fail "subscribers: $(grep subscribers "$TMP/metrics")"
 
 name=configstream:configstream-frontend-0
 old=$(ctl_sv pid "$name")
