@@ -345,7 +345,7 @@ fe_call_register(fe_call_t *c)
     resp.session_id = id;
     resp.recommended_refresh_interval_secs = secs;
     fe_call_reply(c, &resp.base);
-    cs_log_info(FE_SUBSYS, "remote agent '%s' registered", req->display_name);
+    cs_log_debug(FE_SUBSYS, "remote agent registered (session %.8s)", id);
 
 out_free:
     protobuf_c_message_free_unpacked(&req->base, NULL);
