@@ -17,7 +17,7 @@ find_package(Python3 COMPONENTS Interpreter)
 find_program(CS_NODE node)
 if(Python3_FOUND AND CS_NODE)
     foreach(case start_order snapshot updates fanout errors registry_disabled
-            revoke revoke_stuck keepalive broker_down bad_config
+            revoke revoke_stuck changelog_gap keepalive broker_down bad_config
             slow_consumer sigterm)
         add_test(NAME system.frontend_${case}
             COMMAND ${Python3_EXECUTABLE}

@@ -429,6 +429,28 @@ def case_revoke_stuck(g):
            'revoked stuck stream')
 
 
+def case_changelog_gap(g):
+    """A subscriber whose position fell off the retained changelog (one
+    reload of 30 changes, 10 retained) is resynced with a snapshot."""
+    p = g.client('--json', '--name', 'gap')
+    wait_for(lambda: any("'gap' joining" in g.log(f)
+                         for f in g.frontends), 10, 'the stream')
+    g.write_config('gap:\n' + ''.join(f'  k{k}: {k}\n' for k in range(30)))
+    g.ctl('reload')
+    head = g.head()
+    g.ctl('set', 'after.gap', '1')
+    time.sleep(1)
+    p.send_signal(signal.SIGTERM)
+    rc, evs, err = client_events(p)
+    check(rc == 0, f'client exit {rc}: {err}')
+    kinds = [(e['event'], e.get('seq')) for e in evs
+             if e['event'] in ('snapshot', 'update')]
+    check(kinds[-2:] == [('snapshot', head), ('update', head + 1)],
+          f'events after the gap: {kinds[-3:]}')
+    check(any("Discontinuity detected for subscriber 'gap'" in g.log(f)
+              for f in g.frontends), 'no discontinuity logged')
+
+
 def rss_kb(pid):
     with open(f'/proc/{pid}/status') as f:
         m = re.search(r'VmRSS:\s+(\d+)', f.read())
@@ -690,6 +712,8 @@ CASES = {
                                                    'frontends': 1}),
     'revoke': (case_revoke, {}),
     'revoke_stuck': (case_revoke_stuck, {}),
+    'changelog_gap': (case_changelog_gap, {
+        'extra': 'config_stream:\n  changelog_retention: 10\n'}),
     'slow_consumer': (case_slow_consumer, {
         'extra': 'config_stream:\n  changelog_retention: 100000\n'}),
     'sigterm': (case_sigterm, {}),
