@@ -401,6 +401,32 @@ def case_revoke(g):
     check(took < 1.5, f'stream ended {took:.2f}s after the revoke')
     check(r['events'] and 'snapshot' in r['events'][0], 'snapshot first')
 
+    # config-stream-client registers again and goes on streaming.
+    p = g.client('--json', '--name', 'c-revokee')
+    wait_for(lambda: any("'c-revokee' joining" in g.log(f)
+                         for f in g.frontends), 10, 'the client stream')
+
+    def session_of(name):
+        for line in g.ctl('--json', 'sessions').splitlines():
+            x = json.loads(line)
+            if x.get('display_name') == name:
+                return x['id']
+        return None
+    old = session_of('c-revokee')
+    g.ctl('revoke', old)
+    wait_for(lambda: session_of('c-revokee') not in (None, old), 5,
+             'the client to register again')
+    time.sleep(0.5)
+    g.ctl('set', 'after.revoke', '1')
+    head = g.head()
+    time.sleep(1)
+    p.send_signal(signal.SIGTERM)
+    rc, evs, err = client_events(p)
+    check(rc == 0, f'client exit {rc}: {err}')
+    check(summary(evs)['reconnects'] >= 1, 'client did not reconnect')
+    last = [e for e in evs if e['event'] in ('update', 'snapshot')][-1]
+    check(last['seq'] == head, f'client ended at {last}, head {head}')
+
 
 def case_revoke_stuck(g):
     """A stream whose reader stopped, with a send stuck on flow control,
