@@ -134,11 +134,12 @@ class Group:
         st = json.loads(self.ctl('--json', 'status'))
         return st.get('head') or st.get('head_seq')
 
-    def client(self, *args):
+    def client(self, *args, tls=True):
+        transport = ['--cert-file', self.cert] if tls else ['--insecure']
         return subprocess.Popen(
             [BIN['client'], '--ipc-address', f'127.0.0.1:{self.port}',
              '--auth-token-file', f'{self.run}/auth_token',
-             '--cert-file', self.cert, *args],
+             *transport, *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def node(self, opts, background=False):
@@ -713,6 +714,20 @@ def case_broker_down(g):
           f'stream through the crash ended at {last}')
 
 
+def case_plaintext(g):
+    """With TLS turned off the frontend serves plaintext, and only that."""
+    p = g.client('--json', '--max-samples', '1', '--name', 'plain',
+                 tls=False)
+    rc, evs, err = client_events(p)
+    check(rc == 0 and evs[0]['event'] == 'snapshot', f'{rc} {evs} {err}')
+    r = g.node({'path': '/grpc.health.v1.Health/Check', 'request': {},
+                'timeoutMs': 3000})
+    check(r['status']['code'] != 'OK', f'tls client on plaintext: {r}')
+    r = g.node({'path': '/grpc.health.v1.Health/Check', 'request': {},
+                'cert': None})
+    check(r['response'] == {'status': 'SERVING'}, f'health: {r}')
+
+
 def case_bad_config():
     """A config the frontend cannot run with exits CS_EXIT_FATAL_CONFIG."""
     with tempfile.TemporaryDirectory(prefix='cs-frontend-') as d:
@@ -728,6 +743,8 @@ def case_bad_config():
 
 CASES = {
     'broker_down': (case_broker_down, {}),
+    'plaintext': (case_plaintext, {
+        'extra': 'config_stream:\n  tls_enabled: false\n'}),
     'start_order': (case_start_order, {'frontend_first': True}),
     'keepalive': (case_keepalive, {'idle_timeout': '3s'}),
     'snapshot': (case_snapshot, {}),
