@@ -424,6 +424,11 @@ out_free:
 static void
 fe_call_received(fe_call_t *c, int ok)
 {
+    /* The client may already be gone: its close can complete first. */
+    if (c->closed) {
+        return;
+    }
+
     if (!ok || c->recv_bb == NULL) {
         fe_call_end(c, GRPC_STATUS_INVALID_ARGUMENT, "no request message");
         return;
