@@ -542,6 +542,8 @@ fe_notifier_main(void *arg)
         }
     }
 
+    /* Stopping: this process's streams are about to end. */
+    fe_broker_keepalive(srv->keepalive, NULL, 0);
     return NULL;
 }
 
