@@ -104,16 +104,23 @@ struct fe_server {
     uint32_t nsubs;
 };
 
-/* call.c */
+/*
+ * call.c. fe_call_request() asks the server for the next call;
+ * fe_call_event() handles one completion (completion-queue thread only);
+ * fe_call_end() sends a final status, with srv->lock held.
+ */
 int fe_call_request(fe_server_t *srv);
 void fe_call_event(fe_tag_t *tag, int ok);
 void fe_call_end(fe_call_t *c, grpc_status_code code, const char *msg);
 
-/* stream.c */
+/*
+ * stream.c. join, leave and send_done run with srv->lock held: a call
+ * becomes a subscriber (snapshot first), stops being one (its close
+ * completed), or finished a send. fe_stream_end_all() takes the lock.
+ */
 void fe_stream_join(fe_call_t *c);
 void fe_stream_leave(fe_call_t *c);
 void fe_stream_send_done(fe_call_t *c, int ok);
-void fe_stream_pump(fe_call_t *c);
 void fe_stream_end_all(fe_server_t *srv, grpc_status_code code,
     const char *msg);
 int fe_notifier_start(fe_server_t *srv);

@@ -131,7 +131,8 @@ fe_stream_snapshot(fe_call_t *c)
     grpc_slice_unref(bytes);
 }
 
-void
+/* Start the next send, if none is in flight: a snapshot or an update. */
+static void
 fe_stream_pump(fe_call_t *c)
 {
     uint32_t cap = c->srv->cfg.queue_size;
