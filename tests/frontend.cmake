@@ -10,6 +10,11 @@ target_link_libraries(test_frontend_auth cs_grpc_util cs_common
     PkgConfig::CMOCKA PkgConfig::OPENSSL)
 add_test(NAME unit.frontend_auth COMMAND test_frontend_auth)
 
+# Moves a store's head near the int32 wire id wrap.
+add_executable(frontend_store_head
+    ${CMAKE_CURRENT_SOURCE_DIR}/system/frontend_store_head.c)
+target_link_libraries(frontend_store_head PkgConfig::LMDB)
+
 # Broker, resolver and two frontends on a free port, driven by
 # config-stream-client and by the Node client of tests/node (its modules
 # come from `npm ci` there; without them the cases are skipped).
@@ -18,7 +23,7 @@ find_program(CS_NODE node)
 if(Python3_FOUND AND CS_NODE)
     foreach(case start_order snapshot updates fanout errors registry_disabled
             revoke revoke_stuck changelog_gap keepalive broker_down bad_config
-            plaintext slow_consumer sigterm)
+            plaintext wire_wrap slow_consumer sigterm)
         add_test(NAME system.frontend_${case}
             COMMAND ${Python3_EXECUTABLE}
                 ${CMAKE_CURRENT_SOURCE_DIR}/system/test_frontend.py

@@ -479,6 +479,35 @@ def case_changelog_gap(g):
               for f in g.frontends), 'no discontinuity logged')
 
 
+def case_wire_wrap(g):
+    """Past INT32_MAX the stream goes on with a snapshot; ids before and
+    after it are consecutive on the wire."""
+    g.procs['resolver'].send_signal(signal.SIGTERM)
+    check(g.procs['resolver'].wait(timeout=10) == 0, 'resolver exit')
+    top = 2 ** 31 - 1
+    subprocess.run([f'{BUILD}/tests/frontend_store_head',
+                    f'{g.run}/configstream/store', str(top - 2)],
+                   check=True, timeout=10)
+    g.start('resolver')
+    wait_for(lambda: 'ready' in g.log('resolver'), 10,
+             'the resolver to restart')
+    g.ctl('set', 'wrap.k', '0')
+    p = g.client('--json', '--name', 'wrap')
+    wait_for(lambda: any("'wrap' joining" in g.log(f)
+                         for f in g.frontends), 10, 'the stream')
+    for i in range(1, 4):
+        g.ctl('set', 'wrap.k', str(i))
+    time.sleep(1)
+    p.send_signal(signal.SIGTERM)
+    rc, evs, err = client_events(p)
+    check(rc == 0, f'client exit {rc}: {err}')
+    got = [(e['event'], e['seq']) for e in evs
+           if e['event'] in ('snapshot', 'update')]
+    check(got == [('snapshot', top - 1), ('update', top),
+                  ('snapshot', 1), ('update', 2)], f'events: {got}')
+    check(summary(evs)['violations'] == 0, 'ordering violations')
+
+
 def rss_kb(pid):
     with open(f'/proc/{pid}/status') as f:
         m = re.search(r'VmRSS:\s+(\d+)', f.read())
@@ -744,6 +773,7 @@ def case_bad_config():
 
 CASES = {
     'broker_down': (case_broker_down, {}),
+    'wire_wrap': (case_wire_wrap, {}),
     'plaintext': (case_plaintext, {
         'extra': 'config_stream:\n  tls_enabled: false\n'}),
     'start_order': (case_start_order, {'frontend_first': True}),
