@@ -542,8 +542,9 @@ cs_sup_on_signals(cs_sup_t *s, int64_t now)
             }
             break;
         default:
-            cs_log_notice("main", "%s: stopping the group",
-                strsignal((int)si.ssi_signo));
+            cs_log_notice("main",
+                "signal %u (SIG%s) received, stopping the group",
+                si.ssi_signo, cs_sup_signal_name((int)si.ssi_signo));
             cs_sup_stop_begin(s, 0, now);
             break;
         }

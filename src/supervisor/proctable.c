@@ -51,6 +51,14 @@ cs_sup_state_name(cs_sup_state_t state)
     return "unknown";
 }
 
+const char *
+cs_sup_signal_name(int sig)
+{
+    const char *name = sigabbrev_np(sig);
+
+    return name != NULL ? name : "?";
+}
+
 int64_t
 cs_sup_backoff_next(int64_t prev_ms)
 {
@@ -142,8 +150,9 @@ static void
 cs_sup_child_log_exit(const cs_sup_child_t *c, pid_t pid, int status)
 {
     if (WIFSIGNALED(status)) {
-        cs_log_notice("proc", "%s pid %d killed by signal %d (%s)", c->name,
-            (int)pid, WTERMSIG(status), strsignal(WTERMSIG(status)));
+        cs_log_notice("proc", "%s pid %d killed by signal %d (SIG%s)",
+            c->name, (int)pid, WTERMSIG(status),
+            cs_sup_signal_name(WTERMSIG(status)));
     } else {
         cs_log_notice("proc", "%s pid %d exited with code %d", c->name,
             (int)pid, WEXITSTATUS(status));

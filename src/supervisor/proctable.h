@@ -63,6 +63,9 @@ int64_t cs_sup_now_ms(void);
 
 const char *cs_sup_state_name(cs_sup_state_t state);
 
+/* "TERM" for SIGTERM; "?" for a signal without a name. */
+const char *cs_sup_signal_name(int sig);
+
 /* The back-off that follows one of prev_ms: doubled, within bounds. */
 int64_t cs_sup_backoff_next(int64_t prev_ms);
 
