@@ -4,12 +4,14 @@
  * Every number is read from the segment at scrape time, so the endpoint
  * keeps no state of its own and survives the death of any worker: a dead
  * worker's counters stay in its block and keep counting in the sums, only
- * its subscribers gauge is left out (those streams are gone).
+ * its subscribers gauge is left out (those streams are gone), whether it
+ * released its block or died holding it.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +90,18 @@ cs_metrics_load(_Atomic uint64_t *v)
     return atomic_load_explicit(v, memory_order_relaxed);
 }
 
+/*
+ * A worker killed with SIGKILL leaves its pid in the block until a new
+ * worker reclaims it; its streams ended with it all the same.
+ */
+static int
+cs_metrics_owner_alive(cs_shm_worker_stats_t *w)
+{
+    int32_t pid = atomic_load_explicit(&w->owner_pid, memory_order_relaxed);
+
+    return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
 void
 cs_metrics_collect(cs_shm_t *shm, cs_metrics_t *m)
 {
@@ -99,8 +113,7 @@ cs_metrics_collect(cs_shm_t *shm, cs_metrics_t *m)
     for (uint32_t i = 0; i < hdr->worker_capacity; i++) {
         cs_shm_worker_stats_t *w = cs_shm_worker(shm, i);
 
-        if (atomic_load_explicit(&w->owner_pid, memory_order_relaxed)
-            != 0) {
+        if (cs_metrics_owner_alive(w)) {
             m->subscribers += cs_metrics_load(&w->subscribers);
         }
         m->snapshots_sent += cs_metrics_load(&w->snapshots_sent);

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -66,7 +67,7 @@ fake_fill(void)
     fake.reg.revocations = 1;
     fake.reg.rejected_lookups = 5;
 
-    fake.workers[0].owner_pid = 100;
+    fake.workers[0].owner_pid = (int32_t)getpid();
     fake.workers[0].subscribers = 2;
     fake.workers[0].snapshots_sent = 10;
     fake.workers[0].updates_sent = 1000;
@@ -79,7 +80,7 @@ fake_fill(void)
     fake.workers[1].snapshots_sent = 5;
     fake.workers[1].updates_sent = 500;
 
-    fake.workers[2].owner_pid = 102;
+    fake.workers[2].owner_pid = (int32_t)getpid();
     fake.workers[2].subscribers = 1;
     fake.workers[2].snapshots_sent = 1;
     fake.workers[2].updates_sent = 2;
@@ -141,6 +142,27 @@ test_collect_sums(void **state)
     assert_int_equal(m.rar_registered_sessions, 2);
     assert_int_equal(m.rar_rejected_lookups, 5);
     assert_int_equal(m.head_sequence_id, 4242);
+}
+
+/* A worker killed while holding its block: pid recorded, process gone. */
+static void
+test_collect_dead_owner(void **state)
+{
+    cs_metrics_t m;
+    pid_t pid;
+
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        _exit(0);
+    }
+    assert_int_equal(waitpid(pid, NULL, 0), pid);
+
+    fake_fill();
+    fake.workers[2].owner_pid = (int32_t)pid;
+    cs_metrics_collect(&fake, &m);
+    assert_int_equal(m.subscribers, 2);
+    assert_int_equal(m.updates_sent, 1502);
 }
 
 static void
@@ -289,6 +311,7 @@ main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_collect_sums),
+        cmocka_unit_test(test_collect_dead_owner),
         cmocka_unit_test(test_render_exact),
         cmocka_unit_test(test_http_endpoint),
         cmocka_unit_test(test_http_bad_addresses),
