@@ -219,6 +219,9 @@ done
 
 [ "$(metric configstream_rar_registrations)" = "$registrations" ] ||
     fail "the client registered again: a session was lost"
+# The killed frontends' streams are gone; only the reconnected one counts.
+wait_for 5 test "$(metric configstream_subscribers)" = 1 ||
+    fail "subscribers after the kills: $(metric configstream_subscribers)"
 
 # --- stop ------------------------------------------------------------------------
 children=$(procs | awk '$1 != "#" { print $3 }')
