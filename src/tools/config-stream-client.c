@@ -729,11 +729,63 @@ cli_parse_args(cli_t *cli, int argc, char **argv)
     return 0;
 }
 
+/*
+ * The certificate blocks of a PEM file, as TLS roots. The file may also
+ * hold the private key (the IPC certificate file does); it is left out.
+ */
+static char *
+cli_read_roots(const char *path)
+{
+    static const char begin[] = "-----BEGIN CERTIFICATE-----";
+    static const char end[] = "-----END CERTIFICATE-----";
+    char *data = NULL, *roots = NULL, *p, *q;
+    size_t cap = 0, n = 0, len;
+    FILE *f;
+
+    f = fopen(path, "r");
+    if (f == NULL) {
+        fprintf(stderr, "config-stream-client: open %s: %s\n", path,
+            strerror(errno));
+        return NULL;
+    }
+    if (getdelim(&data, &cap, '\0', f) < 0) {
+        fclose(f);
+        free(data);
+        fprintf(stderr, "config-stream-client: read %s failed\n", path);
+        return NULL;
+    }
+    fclose(f);
+
+    roots = calloc(1, strlen(data) + 1);
+    for (p = strstr(data, begin); roots != NULL && p != NULL;
+        p = strstr(q, begin))
+    {
+        q = strstr(p, end);
+        if (q == NULL) {
+            break;
+        }
+        q += sizeof(end) - 1;
+        len = (size_t) (q - p);
+        memcpy(roots + n, p, len);
+        n += len;
+        roots[n++] = '\n';
+    }
+    free(data);
+
+    if (roots != NULL && n == 0) {
+        fprintf(stderr, "config-stream-client: %s holds no certificate\n",
+            path);
+        free(roots);
+        roots = NULL;
+    }
+    return roots;
+}
+
 static int
 cli_connect(cli_t *cli)
 {
     grpc_channel_credentials *creds;
-    char *cert, *key, err[256];
+    char *roots, err[256];
     int rc;
 
     if (cli->token_file != NULL) {
@@ -750,15 +802,12 @@ cli_connect(cli_t *cli)
     if (cli->insecure) {
         creds = grpc_insecure_credentials_create();
     } else {
-        rc = cs_credentials_read_cert(cli->cert_file, &cert, &key, err,
-            sizeof(err));
-        if (rc < 0) {
-            fprintf(stderr, "config-stream-client: %s\n", err);
-            return rc;
+        roots = cli_read_roots(cli->cert_file);
+        if (roots == NULL) {
+            return -EINVAL;
         }
-        creds = grpc_ssl_credentials_create(cert, NULL, NULL, NULL);
-        free(cert);
-        free(key);
+        creds = grpc_ssl_credentials_create(roots, NULL, NULL, NULL);
+        free(roots);
     }
 
     cli->channel = grpc_channel_create(cli->address, creds, NULL);

@@ -242,6 +242,19 @@ def case_snapshot(g):
     check(streamed['api_key'] == ('file', '0123456789abcdef'),
           f'api_key: {streamed.get("api_key")}')
 
+    # A PEM file holding only the certificate serves as the root too.
+    pem = open(g.cert).read()
+    cert_only = f'{g.dir}/cert-only.pem'
+    with open(cert_only, 'w') as f:
+        f.write(pem[pem.index('-----BEGIN CERTIFICATE-----'):
+                    pem.index('-----END CERTIFICATE-----') + 25] + '\n')
+    g.cert, full = cert_only, g.cert
+    p = g.client('--json', '--max-samples', '1', '--name', 'cert-only')
+    g.cert = full
+    rc, evs, err = client_events(p)
+    check(rc == 0 and evs[0]['event'] == 'snapshot',
+          f'cert-only root: {rc} {err}')
+
 
 def case_updates(g):
     """Typed updates with consecutive ids; an unset carries unset_source."""
