@@ -370,6 +370,8 @@ def case_errors(g):
            'unprintable name')
     expect(s(ok, rawRequest='0aff'), 'INVALID_ARGUMENT', None,
            'request that does not decode')
+    expect(s(ok, request={'name': 'x' * 100000}), 'RESOURCE_EXHAUSTED',
+           None, 'request over the 64 KiB limit')
     r = g.node({'path': '/datadog.api.v1.AgentSecure/Nope',
                 'metadata': ok, 'request': {}})
     expect(r, 'UNIMPLEMENTED', None, 'unknown method')
