@@ -26,7 +26,8 @@ add_executable(daemon_fake_role
 target_link_libraries(daemon_fake_role PRIVATE cs_common m)
 add_test(NAME system.daemon_supervise
     COMMAND ${CMAKE_CURRENT_LIST_DIR}/system/test_daemon_supervise.sh
-        $<TARGET_FILE:configstreamd> $<TARGET_FILE:daemon_fake_role>)
+        $<TARGET_FILE:configstreamd> $<TARGET_FILE:daemon_fake_role>
+        ${CMAKE_SOURCE_DIR}/deploy)
 set_tests_properties(system.daemon_supervise PROPERTIES TIMEOUT 90)
 
 # The real group under configstreamd: snapshot, edits, kill -9 of each role.

@@ -58,7 +58,10 @@ fail() {
 }
 
 free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+    python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
 }
 
 wait_for() {
@@ -72,9 +75,16 @@ wait_for() {
 }
 
 procs() { cat "$TMP/run/configstream/configstreamd.procs"; }
-pid_of() { procs | awk -v r="$1" -v i="$2" '$1 == r && $2 == i { print $3 }'; }
-state_of() { procs | awk -v r="$1" -v i="$2" '$1 == r && $2 == i { print $4 }'; }
-metric() { curl -sf "http://127.0.0.1:$TPORT/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+pid_of() {
+    procs | awk -v r="$1" -v i="$2" '$1 == r && $2 == i { print $3 }'
+}
+state_of() {
+    procs | awk -v r="$1" -v i="$2" '$1 == r && $2 == i { print $4 }'
+}
+metric() {
+    curl -sf "http://127.0.0.1:$TPORT/metrics" |
+        awk -v m="$1" '$1 == m { print $2 }'
+}
 
 PORT=$(free_port)
 TPORT=$(free_port)
@@ -104,7 +114,8 @@ timeout 20 "$CLIENT" "${client_args[@]}" --name snap --max-samples 1 \
     fail "snapshot client failed: $(cat "$TMP/snap.err")"
 "$DUMP" -c "$TMP/datadog.yaml" --settings --json --show-secrets \
     > "$TMP/dump.json" || fail "configstream-dump failed"
-python3 - "$TMP/snap.json" "$TMP/dump.json" <<'EOF' || fail "snapshot differs from the store"
+python3 - "$TMP/snap.json" "$TMP/dump.json" <<'EOF' ||
+    fail "snapshot differs from the store"
 import json, sys
 snap = {}
 for line in open(sys.argv[1]):
@@ -124,7 +135,7 @@ if not snap or snap != dump:
     sys.exit(1)
 EOF
 
-# --- a streaming client --------------------------------------------------------
+# --- a streaming client ------------------------------------------------------
 "$CLIENT" "${client_args[@]}" --name streamer --duration 40 --json \
     > "$TMP/client.out" 2>"$TMP/client.err" &
 CPID=$!
@@ -168,14 +179,15 @@ set_and_see() {
         fail "configstream-ctl set failed ($1)"
     out=$("$CTL" --socket "$SOCK" --json get hostname) ||
         fail "configstream-ctl get failed ($1)"
-    id=$(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["seq"])') ||
+    id=$(echo "$out" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["seq"])') ||
         fail "no id in: $out"
     wait_for 10 seen "cs-test-$n" "$id" ||
         fail "update $n did not reach the client ($1)"
 }
 set_and_see "before any kill"
 
-# --- edits of the file ------------------------------------------------------------
+# --- edits of the file -------------------------------------------------------
 # A valid edit (written aside and renamed, as editors do) is streamed.
 cp "$TMP/datadog.yaml" "$TMP/edit.yaml"
 echo "dogstatsd_port: 9125" >> "$TMP/edit.yaml"
@@ -199,7 +211,7 @@ mv "$TMP/good.yaml" "$TMP/datadog.yaml"
 # whichever process dies.
 registrations=$(metric configstream_rar_registrations)
 
-# --- kill -9 each role ---------------------------------------------------------
+# --- kill -9 each role -------------------------------------------------------
 for target in "configstream-broker 0" "configstream-resolver 0" \
               "configstream-frontend 0" "configstream-frontend 1"; do
     set -- $target
@@ -223,7 +235,7 @@ done
 wait_for 5 test "$(metric configstream_subscribers)" = 1 ||
     fail "subscribers after the kills: $(metric configstream_subscribers)"
 
-# --- stop ------------------------------------------------------------------------
+# --- stop --------------------------------------------------------------------
 children=$(procs | awk '$1 != "#" { print $3 }')
 kill -TERM "$DPID"
 wait_for 20 bash -c "! kill -0 $DPID" || fail "configstreamd did not stop"

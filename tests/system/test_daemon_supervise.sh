@@ -6,11 +6,14 @@
 # fatal-config child that stops the group with status 78 instead of being
 # respawned, and the back-off of a child that keeps crashing.
 #
-# usage: test_daemon_supervise.sh CONFIGSTREAMD FAKE_ROLE
+# Last, the example deploy/datadog.yaml is accepted as it is shipped.
+#
+# usage: test_daemon_supervise.sh CONFIGSTREAMD FAKE_ROLE DEPLOY_DIR
 set -u
 
 DAEMON=$1
 FAKE=$2
+DEPLOY=$3
 TMP=$(mktemp -d /tmp/cs-daemon-test-XXXXXX)
 DPID=
 NPID=
@@ -36,7 +39,10 @@ cleanup() {
 }
 
 free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+    python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
 }
 
 # wait_for SECONDS COMMAND...: poll every 50 ms, bounded.
@@ -52,8 +58,12 @@ wait_for() {
 }
 
 procs() { cat "$TMP/run/configstream/configstreamd.procs"; }
-pid_of() { procs | awk -v r="$1" -v i="$2" '$1 == r && $2 == i { print $3 }'; }
-state_of() { procs | awk -v r="$1" -v i="$2" '$1 == r && $2 == i { print $4 }'; }
+pid_of() {
+    procs | awk -v r="$1" -v i="$2" '$1 == r && $2 == i { print $3 }'
+}
+state_of() {
+    procs | awk -v r="$1" -v i="$2" '$1 == r && $2 == i { print $4 }'
+}
 
 mkdir -p "$TMP/libexec"
 for role in broker resolver frontend; do
@@ -111,7 +121,8 @@ if [ -n "$NOTIFY" ]; then
 fi
 
 order=$(awk '$1 == "start" { print $2 }' "$TMP/events" | uniq | tr '\n' ' ')
-[ "$order" = "configstream-broker configstream-resolver configstream-frontend " ] ||
+expected="configstream-broker configstream-resolver configstream-frontend "
+[ "$order" = "$expected" ] ||
     fail "start order was: $order"
 
 token=$(cat "$TMP/run/auth_token")
@@ -176,7 +187,8 @@ if [ -n "$NOTIFY" ]; then
         fail "no STOPPING=1 sent to systemd"
 fi
 stops=$(awk '$1 == "stop" { print $2 }' "$TMP/events" | uniq | tr '\n' ' ')
-[ "$stops" = "configstream-frontend configstream-resolver configstream-broker " ] ||
+expected="configstream-frontend configstream-resolver configstream-broker "
+[ "$stops" = "$expected" ] ||
     fail "stop order was: $stops"
 
 # --- a fatal configuration is not respawned ---------------------------------
@@ -218,5 +230,23 @@ wait "$DPID"
 rc=$?
 DPID=
 [ "$rc" = 0 ] || fail "crash loop: exit code $rc after SIGTERM"
+
+# --- the example configuration -----------------------------------------------
+# Paths and ports come from the environment, which outranks the file.
+: > "$TMP/log"
+DD_RUN_PATH=$TMP/example DD_CMD_HOST=127.0.0.1 DD_CMD_PORT=$PORT \
+DD_AUTH_TOKEN_FILE_PATH=$TMP/example/auth_token \
+DD_IPC_CERT_FILE_PATH=$TMP/example/ipc_cert.pem \
+DD_CONFIG_STREAM_WORKERS=1 DD_CONFIG_STREAM_TELEMETRY_ADDRESS=127.0.0.1:$TPORT \
+    "$DAEMON" -c "$DEPLOY/datadog.yaml" --libexec "$TMP/libexec" \
+    2>>"$TMP/log" &
+DPID=$!
+wait_for 10 grep -q "ready: 1 frontends" "$TMP/log" ||
+    fail "deploy/datadog.yaml was not accepted"
+kill -TERM "$DPID"
+wait "$DPID"
+rc=$?
+DPID=
+[ "$rc" = 0 ] || fail "example: exit code $rc after SIGTERM"
 
 echo "ok"

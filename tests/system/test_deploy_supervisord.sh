@@ -29,7 +29,10 @@ trap 'cleanup' EXIT
 cleanup() {
     if [ -n "$SPID" ] && kill -0 "$SPID" 2>/dev/null; then
         kill -TERM "$SPID"
-        for _ in $(seq 100); do kill -0 "$SPID" 2>/dev/null || break; sleep 0.1; done
+        for _ in $(seq 100); do
+            kill -0 "$SPID" 2>/dev/null || break
+            sleep 0.1
+        done
         kill -KILL "$SPID" 2>/dev/null
     fi
     rm -rf "$TMP"
@@ -43,7 +46,10 @@ fail() {
 }
 
 free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+    python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
 }
 
 wait_for() {
@@ -89,7 +95,7 @@ serverurl=unix://$TMP/supervisor.sock
 files=$TMP/configstream.conf
 EOF
 
-sed -e "s#/usr/local/bin/configstream-\([a-z]*\)#$BUILD/src/\1/configstream-\1#" \
+sed -e "s#/usr/local/bin/\(configstream-\)\([a-z]*\)#$BUILD/src/\2/\1\2#" \
     -e "s#/etc/datadog-agent/datadog.yaml#$TMP/datadog.yaml#" \
     -e "s#/var/log/configstream#$TMP/logs#" \
     "$DEPLOY/supervisord.conf" > "$TMP/configstream.conf"
@@ -146,7 +152,8 @@ set_and_see() {
         fail "configstream-ctl set failed ($1)"
     out=$("$CTL" --socket "$SOCK" --json get hostname) ||
         fail "configstream-ctl get failed ($1)"
-    id=$(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["seq"])') ||
+    id=$(echo "$out" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["seq"])') ||
         fail "no id in: $out"
     wait_for 10 seen "sv-test-$n" "$id" ||
         fail "update $n did not reach the client ($1)"
