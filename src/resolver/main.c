@@ -210,6 +210,7 @@ resolver_reload(resolver_t *r, size_t *changes, char *err, size_t errlen)
     cs_value_t *layers[CS_SRC_COUNT] = { NULL };
     char **files = NULL, **fleet_files = NULL;
     const char *fleet_dir;
+    cs_config_t check;
     int s, rc;
 
     *changes = 0;
@@ -230,6 +231,17 @@ resolver_reload(resolver_t *r, size_t *changes, char *err, size_t errlen)
     if (rc != 0) {
         goto out_free;
     }
+
+    /*
+     * The daemon's own settings must stay valid: a file the processes
+     * would refuse at their next start is refused now too.
+     */
+    rc = cs_config_load(&check, r->config_path, r->schema_path, err,
+        errlen);
+    if (rc != 0) {
+        goto out_free;
+    }
+    cs_config_free(&check);
 
     rc = cs_envlayer_load(r->schema, environ, &layers[CS_SRC_ENV], err,
         errlen);

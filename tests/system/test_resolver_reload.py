@@ -136,6 +136,21 @@ def main():
               "ctl reload of a broken file: exit %d: %s" % (rc, err))
         check(run.head() == h0, "ctl reload of a broken file wrote")
 
+        # A daemon setting the processes would refuse at their next start
+        # is refused at reload too, with its position.
+        errors0 = run.log_text().count(" error reload: ")
+        write_file(run.config, config(run, 5).replace("log_level: debug",
+                                                      "log_level: verbose"))
+        poll(lambda: run.log_text().count(" error reload: ") > errors0,
+             "the invalid log_level to be refused")
+        line = [ln for ln in run.log_text().splitlines()
+                if " error reload: " in ln][-1]
+        check(re.search(r"datadog\.yaml:\d+:\d+: log_level: ", line),
+              "invalid own setting without position: " + line)
+        check(run.head() == h0, "an invalid own setting wrote to the store")
+        print("ok: invalid own setting refused: "
+              + line.split(" reload: ", 1)[1])
+
         expect_change(run, "fix picked up",
                       lambda: write_file(run.config, config(run, 6)), 6)
         check(run.status()["last_reload"]["ok"], "status after the fix")
