@@ -17,6 +17,7 @@
  * broker it starts is not given --telemetry.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <netdb.h>
@@ -25,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -56,6 +58,7 @@ typedef struct {
     cs_sup_table_t table;
     cs_shm_t *shm;
     int sfd;
+    int lock_fd;                /* held while we run on this run_path */
 
     int started_roles;          /* roles started so far, in order */
     int64_t step_started_ms;
@@ -230,6 +233,37 @@ cs_sup_parse_args(cs_sup_t *s, int argc, char **argv, const char **config,
     return 0;
 }
 
+/*
+ * Two supervisors on one run_path would start two brokers on one segment:
+ * the second one refuses to start. The lock dies with the process.
+ */
+static int
+cs_sup_lock(cs_sup_t *s, const char *dir)
+{
+    char path[PATH_MAX + 32];
+    int rc;
+
+    snprintf(path, sizeof(path), "%s/configstreamd.lock", dir);
+    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (s->lock_fd < 0) {
+        rc = -errno;
+        cs_log_error("main", "open %s: %s", path, strerror(errno));
+        return rc;
+    }
+
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        rc = -errno;
+        if (rc == -EWOULDBLOCK) {
+            cs_log_error("main",
+                "another configstreamd is running on %s", s->cfg.run_path);
+        } else {
+            cs_log_error("main", "flock %s: %s", path, strerror(errno));
+        }
+        return rc;
+    }
+    return 0;
+}
+
 /* run_path, its configstream/ directory, the token and the certificate. */
 static int
 cs_sup_prepare(cs_sup_t *s)
@@ -256,7 +290,7 @@ cs_sup_prepare(cs_sup_t *s)
 
     snprintf(s->table_path, sizeof(s->table_path), "%s/configstreamd.procs",
         dir);
-    return 0;
+    return cs_sup_lock(s, dir);
 }
 
 static int
@@ -611,7 +645,7 @@ cs_sup_run(cs_sup_t *s)
 int
 main(int argc, char **argv)
 {
-    cs_sup_t s = { .sfd = -1, .stop_phase = -1 };
+    cs_sup_t s = { .sfd = -1, .lock_fd = -1, .stop_phase = -1 };
     const char *config = NULL, *schema = NULL;
     char err[1024];
     int rc, code = 1;
@@ -646,6 +680,9 @@ out_free:
     }
     if (s.sfd >= 0) {
         close(s.sfd);
+    }
+    if (s.lock_fd >= 0) {
+        close(s.lock_fd);
     }
     for (int r = 0; r < 3; r++) {
         free(s.paths[r]);

@@ -166,6 +166,14 @@ done
 procs | awk '$1 != "#" && $5 != 1 { exit 1 }' ||
     fail "restart counts: $(procs)"
 
+# --- a second configstreamd on the same run_path refuses to start -------------
+"$DAEMON" -c "$TMP/datadog.yaml" --libexec "$TMP/libexec" 2>"$TMP/log2"
+rc=$?
+[ "$rc" = 1 ] || fail "a second configstreamd exited $rc"
+grep -q "another configstreamd is running" "$TMP/log2" ||
+    fail "second configstreamd: $(cat "$TMP/log2")"
+[ "$(procs | grep -c ' running ')" = 4 ] || fail "table after: $(procs)"
+
 # --- SIGHUP reaches the resolver ---------------------------------------------
 kill -HUP "$DPID"
 wait_for 2 grep -q "^hup configstream-resolver" "$TMP/events" ||
