@@ -52,7 +52,8 @@ ctl_usage(FILE *out)
         " (default),\n"
         "                              remote-config or cli); VALUE is YAML"
         "\n"
-        "  unset KEY --source S        remove a runtime value\n"
+        "  unset KEY [--source S]      remove a runtime value (S as for set)"
+        "\n"
         "  get KEY                     resolved value, source, id, layers\n"
         "  reload                      reload the config files now\n"
         "  status                      head id, epoch, settings, last reload"
@@ -153,6 +154,8 @@ ctl_source_check(const char *name)
     return 0;
 }
 
+static cs_schema_t *ctl_schema(ctl_t *c);
+
 static int
 ctl_set(ctl_t *c, char **args, int n)
 {
@@ -181,6 +184,12 @@ ctl_set(ctl_t *c, char **args, int n)
 
     printf("%s set in %s: %" PRIu64 " changes, head %" PRIu64 "\n",
         args[0], set.source, resp->changes, resp->head_sequence_id);
+    if (ctl_schema(c) != NULL && cs_schema_lookup(ctl_schema(c), args[0])
+        == NULL)
+    {
+        fprintf(stderr, CTL_NAME ": note: %s is not in the schema; it is "
+            "streamed with the type its value was written in\n", args[0]);
+    }
     configstream__control__v1__control_response__free_unpacked(resp, NULL);
 
     return 0;
@@ -194,16 +203,16 @@ ctl_unset(ctl_t *c, char **args, int n)
     ctl_req_t req = CONFIGSTREAM__CONTROL__V1__CONTROL_REQUEST__INIT;
     ctl_resp_t *resp;
 
-    if (n != 1 || c->source == NULL) {
-        fprintf(stderr, CTL_NAME ": usage: unset KEY --source S\n");
+    if (n != 1) {
+        fprintf(stderr, CTL_NAME ": usage: unset KEY [--source S]\n");
         return 2;
     }
-    if (ctl_source_check(c->source) != 0) {
+    if (c->source != NULL && ctl_source_check(c->source) != 0) {
         return 2;
     }
 
     unset.key = args[0];
-    unset.source = (char *) c->source;
+    unset.source = (char *) (c->source ? c->source : "agent-runtime");
     req.request_case =
         CONFIGSTREAM__CONTROL__V1__CONTROL_REQUEST__REQUEST_UNSET;
     req.unset = &unset;
@@ -219,17 +228,14 @@ ctl_unset(ctl_t *c, char **args, int n)
     return 0;
 }
 
-/* 1 when key's value must be redacted. */
-static int
-ctl_secret(ctl_t *c, const char *key)
+/* The schema, loaded on first use; NULL when it cannot be loaded. */
+static cs_schema_t *
+ctl_schema(ctl_t *c)
 {
     static cs_schema_t *schema;
     static int tried;
     char err[256];
 
-    if (c->show_secrets) {
-        return 0;
-    }
     if (!tried) {
         tried = 1;
         if (cs_schema_load(&schema, c->schema_path, err, sizeof(err)) != 0) {
@@ -237,8 +243,19 @@ ctl_secret(ctl_t *c, const char *key)
         }
     }
 
+    return schema;
+}
+
+/* 1 when key's value must be redacted. */
+static int
+ctl_secret(ctl_t *c, const char *key)
+{
+    if (c->show_secrets) {
+        return 0;
+    }
+
     /* Without a schema, the name rule alone decides. */
-    return cs_schema_is_secret(schema, key);
+    return cs_schema_is_secret(ctl_schema(c), key);
 }
 
 /* A value as JSON (new reference), redacted when secret. */
@@ -526,7 +543,7 @@ ctl_sessions(ctl_t *c, int n)
     }
 
     if (!c->json) {
-        printf("%-8s  %-24s  %-16s  %-8s  %8s  %8s  %s\n", "ID", "NAME",
+        printf("%-8s  %-24s  %-20s  %-8s  %8s  %8s  %s\n", "ID", "NAME",
             "FLAVOR", "PID", "AGE_S", "IDLE_S", "STREAMS");
     }
     for (i = 0; i < count; i++) {
@@ -549,7 +566,7 @@ ctl_sessions(ctl_t *c, int n)
             json_object_put(o);
             continue;
         }
-        printf("%-8s  %-24s  %-16s  %-8s  %8" PRId64 "  %8" PRId64 "  %u\n",
+        printf("%-8s  %-24s  %-20s  %-8s  %8" PRId64 "  %8" PRId64 "  %u\n",
             s[i].id_prefix, s[i].display_name, s[i].flavor, s[i].pid,
             s[i].age_ms / 1000, s[i].idle_ms / 1000, s[i].open_streams);
     }

@@ -104,8 +104,15 @@ def main():
 
         rc, _, err = run.ctl(["unset", "cmd_port", "--source", "bogus"])
         check(rc == 2 and "unknown source 'bogus'" in err, "bad source")
-        rc, _, _ = run.ctl(["unset", "cmd_port"])
-        check(rc == 2, "unset without --source is a usage error")
+        out = ok(run, ["unset", "log_format_json"])
+        check("unset in agent-runtime: 0 changes" in out,
+              "unset defaults to agent-runtime: " + out)
+        rc, _, err = run.ctl(["set", "no_such.setting", "1"])
+        check(rc == 0 and "not in the schema" in err,
+              "set of an unknown key says so: %d %s" % (rc, err))
+        ok(run, ["unset", "no_such.setting"])
+        rc, _, _ = run.ctl(["unset"])
+        check(rc == 2, "unset without a key is a usage error")
         rc, _, _ = run.ctl(["frobnicate"])
         check(rc == 2, "unknown command exit %d" % rc)
 
