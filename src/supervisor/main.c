@@ -352,6 +352,7 @@ static int
 cs_sup_signals(cs_sup_t *s)
 {
     sigset_t set;
+    int rc;
 
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);
@@ -360,8 +361,9 @@ cs_sup_signals(cs_sup_t *s)
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGQUIT);
     if (sigprocmask(SIG_BLOCK, &set, NULL) != 0) {
-        cs_log_error("main", "sigprocmask: %s", strerror(errno));
-        return -errno;
+        rc = -errno;
+        cs_log_error("main", "sigprocmask: %s", strerror(-rc));
+        return rc;
     }
 
     /* A client or scraper gone mid-write must not kill the supervisor. */
@@ -369,8 +371,9 @@ cs_sup_signals(cs_sup_t *s)
 
     s->sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     if (s->sfd < 0) {
-        cs_log_error("main", "signalfd: %s", strerror(errno));
-        return -errno;
+        rc = -errno;
+        cs_log_error("main", "signalfd: %s", strerror(-rc));
+        return rc;
     }
     return 0;
 }
