@@ -532,6 +532,20 @@ cs_sup_stop_begin(cs_sup_t *s, int exit_code, int64_t now)
     (void)cs_sup_table_stop(&s->table, cs_sup_stop_order[0], SIGTERM);
 }
 
+/* A second stop signal: the operator does not want to wait. */
+static void
+cs_sup_stop_now(cs_sup_t *s, uint32_t signo)
+{
+    cs_log_warn("main", "signal %u (SIG%s) received while stopping, "
+        "killing every process now", signo, cs_sup_signal_name((int)signo));
+
+    for (size_t i = 0; i < sizeof(cs_sup_stop_order) /
+         sizeof(cs_sup_stop_order[0]); i++) {
+        (void)cs_sup_table_stop(&s->table, cs_sup_stop_order[i], SIGKILL);
+    }
+    s->stop_killed = 1;
+}
+
 /* Advance the ordered stop; returns 1 once every child is gone. */
 static int
 cs_sup_stop_step(cs_sup_t *s, int64_t now)
@@ -579,6 +593,10 @@ cs_sup_on_signals(cs_sup_t *s, int64_t now)
             }
             break;
         default:
+            if (s->stop_phase >= 0) {
+                cs_sup_stop_now(s, si.ssi_signo);
+                break;
+            }
             cs_log_notice("main",
                 "signal %u (SIG%s) received, stopping the group",
                 si.ssi_signo, cs_sup_signal_name((int)si.ssi_signo));

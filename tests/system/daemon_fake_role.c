@@ -10,7 +10,8 @@
  *
  * Each start, SIGHUP and SIGTERM is appended as "<event> <role> <pid>" to
  * $CS_FAKE_EVENTS. When $CS_FAKE_FATAL names the role, it exits with
- * CS_EXIT_FATAL_CONFIG at once; when $CS_FAKE_CRASH does, with status 1.
+ * CS_EXIT_FATAL_CONFIG at once; when $CS_FAKE_CRASH does, with status 1;
+ * when $CS_FAKE_STUBBORN does, it ignores SIGTERM.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -121,7 +122,7 @@ main(int argc, char **argv)
     cs_shm_t *shm = NULL;
     char err[512];
     sigset_t set;
-    int sig, rc = 0;
+    int sig, rc = 0, stubborn;
 
     fake_role = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
 
@@ -142,6 +143,8 @@ main(int argc, char **argv)
     if (fatal != NULL && strcmp(fatal, fake_role) == 0) {
         return 1;
     }
+    fatal = getenv("CS_FAKE_STUBBORN");
+    stubborn = fatal != NULL && strcmp(fatal, fake_role) == 0;
 
     if (cs_config_load(&cfg, config, schema, err, sizeof(err)) < 0) {
         fprintf(stderr, "%s: %s\n", fake_role, err);
@@ -174,6 +177,9 @@ main(int argc, char **argv)
             continue;
         }
         fake_event("stop");
+        if (stubborn) {
+            continue;
+        }
         break;
     }
 

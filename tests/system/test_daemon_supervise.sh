@@ -4,7 +4,9 @@
 # kill -9 within 2 s, SIGHUP forwarded to the resolver, /metrics accepted
 # by promtool, readiness sent to systemd, the ordered stop on SIGTERM, a
 # fatal-config child that stops the group with status 78 instead of being
-# respawned, and the back-off of a child that keeps crashing.
+# respawned, the back-off of a child that keeps crashing, SIGKILL for a
+# child that ignores SIGTERM (at once on a second signal), and a second
+# configstreamd on the same run_path refused.
 #
 # Last, the example deploy/datadog.yaml is accepted as it is shipped.
 #
@@ -166,7 +168,7 @@ done
 procs | awk '$1 != "#" && $5 != 1 { exit 1 }' ||
     fail "restart counts: $(procs)"
 
-# --- a second configstreamd on the same run_path refuses to start -------------
+# --- a second configstreamd on the same run_path refuses to start ------------
 "$DAEMON" -c "$TMP/datadog.yaml" --libexec "$TMP/libexec" 2>"$TMP/log2"
 rc=$?
 [ "$rc" = 1 ] || fail "a second configstreamd exited $rc"
@@ -238,6 +240,42 @@ wait "$DPID"
 rc=$?
 DPID=
 [ "$rc" = 0 ] || fail "crash loop: exit code $rc after SIGTERM"
+
+# --- a child that ignores SIGTERM gets SIGKILL after 5 s ---------------------
+start_stubborn() {
+    : > "$TMP/log"
+    CS_FAKE_STUBBORN=configstream-resolver CS_FAKE_EVENTS="$TMP/events" \
+        "$DAEMON" -c "$TMP/datadog.yaml" --libexec "$TMP/libexec" \
+        2>>"$TMP/log" &
+    DPID=$!
+    wait_for 10 grep -q "ready: 2 frontends" "$TMP/log" ||
+        fail "stubborn: never ready"
+}
+start_stubborn
+stop_started=$(date +%s%N)
+kill -TERM "$DPID"
+wait_for 15 bash -c "! kill -0 $DPID" || fail "stubborn: did not stop"
+wait "$DPID"
+rc=$?
+DPID=
+elapsed_ms=$(( ($(date +%s%N) - stop_started) / 1000000 ))
+[ "$rc" = 0 ] || fail "stubborn: exit code $rc"
+grep -q "configstream-resolver still running after 5000 ms, sending SIGKILL" \
+    "$TMP/log" || fail "stubborn: no SIGKILL line"
+grep -q "configstream-resolver pid [0-9]* killed by signal 9" "$TMP/log" ||
+    fail "stubborn: resolver not killed"
+[ "$elapsed_ms" -ge 4500 ] || fail "stubborn: killed after $elapsed_ms ms"
+
+# A second signal does not wait for the timeout.
+start_stubborn
+kill -TERM "$DPID"
+sleep 0.3
+kill -INT "$DPID"
+wait_for 2 bash -c "! kill -0 $DPID" ||
+    fail "a second signal did not stop the group at once"
+wait "$DPID"
+DPID=
+grep -q "killing every process now" "$TMP/log" || fail "no second-signal line"
 
 # --- the example configuration -----------------------------------------------
 # Paths and ports come from the environment, which outranks the file.
