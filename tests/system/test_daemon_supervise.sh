@@ -283,7 +283,8 @@ grep -q "killing every process now" "$TMP/log" || fail "no second-signal line"
 DD_RUN_PATH=$TMP/example DD_CMD_HOST=127.0.0.1 DD_CMD_PORT=$PORT \
 DD_AUTH_TOKEN_FILE_PATH=$TMP/example/auth_token \
 DD_IPC_CERT_FILE_PATH=$TMP/example/ipc_cert.pem \
-DD_CONFIG_STREAM_WORKERS=1 DD_CONFIG_STREAM_TELEMETRY_ADDRESS=127.0.0.1:$TPORT \
+DD_CONFIG_STREAM_WORKERS=1 \
+DD_CONFIG_STREAM_TELEMETRY_ADDRESS=127.0.0.1:$TPORT \
     "$DAEMON" -c "$DEPLOY/datadog.yaml" --libexec "$TMP/libexec" \
     2>>"$TMP/log" &
 DPID=$!
