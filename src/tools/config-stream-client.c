@@ -28,6 +28,7 @@
 
 #include "credentials.h"
 #include "grpc_util.h"
+#include "schema.h"
 #include "value.h"
 
 #include "datadog/model/v1/model.pb-c.h"
@@ -59,6 +60,8 @@ typedef struct {
     int insecure;
     int json;
     int dump_snapshot;
+    int show_secrets;
+    cs_schema_t *schema;        /* decides which keys are secret */
     double duration;
     long max_samples;
 
@@ -113,10 +116,12 @@ cli_usage(FILE *out)
         "           (--auth-token TOKEN | --auth-token-file FILE)\n"
         "           (--cert-file PEM | --insecure) [--name NAME]\n"
         "           [--duration SECS] [--max-samples N] [--json]\n"
-        "           [--dump-snapshot]\n"
+        "           [--dump-snapshot] [--show-secrets]\n"
         "\n"
         "Register as a remote agent, stream configuration events and\n"
-        "check their order. Exits 1 on any violation or error.\n");
+        "check their order. Exits 1 on any violation or error. Values of\n"
+        "secret settings (API keys, passwords, tokens) print as ********\n"
+        "unless --show-secrets.\n");
 }
 
 static void
@@ -348,14 +353,18 @@ cli_refresh(cli_t *cli)
     return 0;
 }
 
+/* A value as JSON, redacted when the key is secret. */
 static json_object *
-cli_value_json(const Google__Protobuf__Value *pb)
+cli_value_json(cli_t *cli, const char *key, const Google__Protobuf__Value *pb)
 {
     json_object *j;
     cs_value_t *v;
 
     if (pb == NULL) {
         return NULL;
+    }
+    if (!cli->show_secrets && cs_schema_is_secret(cli->schema, key)) {
+        return json_object_new_string("********");
     }
 
     v = cs_value_from_pb(pb);
@@ -383,7 +392,8 @@ cli_dump_snapshot(cli_t *cli, const Datadog__Model__V1__ConfigSnapshot *s)
         json_object_object_add(o, "source",
             json_object_new_string(s->settings[i]->source));
         json_object_object_add(o, "value",
-            cli_value_json(s->settings[i]->value));
+            cli_value_json(cli, s->settings[i]->key,
+                s->settings[i]->value));
         printf("%s\n", json_object_to_json_string_ext(o,
             JSON_C_TO_STRING_PLAIN));
         json_object_put(o);
@@ -430,7 +440,8 @@ cli_on_update(cli_t *cli, const Datadog__Model__V1__ConfigUpdate *u)
     }
     cli->last_seq = u->sequence_id;
 
-    v = cli_value_json(s != NULL ? s->value : NULL);
+    v = cli_value_json(cli, s != NULL ? s->key : "",
+        s != NULL ? s->value : NULL);
     json_object_object_add(o, "event", json_object_new_string("update"));
     json_object_object_add(o, "seq", json_object_new_int(u->sequence_id));
     json_object_object_add(o, "key",
@@ -692,6 +703,7 @@ cli_parse_args(cli_t *cli, int argc, char **argv)
         { "max-samples", required_argument, NULL, 'm' },
         { "json", no_argument, NULL, 'j' },
         { "dump-snapshot", no_argument, NULL, 'D' },
+        { "show-secrets", no_argument, NULL, 'S' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -709,6 +721,7 @@ cli_parse_args(cli_t *cli, int argc, char **argv)
         case 'm': cli->max_samples = strtol(optarg, NULL, 10); break;
         case 'j': cli->json = 1; break;
         case 'D': cli->dump_snapshot = 1; break;
+        case 'S': cli->show_secrets = 1; break;
         case 'h':
             cli_usage(stdout);
             exit(0);
@@ -869,6 +882,15 @@ main(int argc, char **argv)
         return 2;
     }
 
+    /* Without the schema the name rule alone decides what is secret. */
+    if (!cli.show_secrets) {
+        char err[256];
+
+        if (cs_schema_load(&cli.schema, NULL, err, sizeof(err)) != 0) {
+            cli.schema = NULL;
+        }
+    }
+
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = cli_on_signal;
     sigemptyset(&sa.sa_mask);
@@ -898,6 +920,7 @@ main(int argc, char **argv)
     }
     grpc_completion_queue_destroy(cli.cq);
     free(cli.token_buf);
+    cs_schema_free(cli.schema);
     grpc_shutdown_blocking();
     return cli.violations > 0 || cli.errors > 0 ? 1 : 0;
 }

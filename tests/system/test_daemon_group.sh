@@ -110,7 +110,8 @@ client_args=(--ipc-address "127.0.0.1:$PORT"
 
 # --- the snapshot is the store -----------------------------------------------
 timeout 20 "$CLIENT" "${client_args[@]}" --name snap --max-samples 1 \
-    --dump-snapshot --json > "$TMP/snap.json" 2>"$TMP/snap.err" ||
+    --dump-snapshot --show-secrets --json \
+    > "$TMP/snap.json" 2>"$TMP/snap.err" ||
     fail "snapshot client failed: $(cat "$TMP/snap.err")"
 "$DUMP" -c "$TMP/datadog.yaml" --settings --json --show-secrets \
     > "$TMP/dump.json" || fail "configstream-dump failed"

@@ -122,7 +122,8 @@ for src in "$FIXTURES"/real/*.yaml "$FIXTURES"/real/upstream/*.yaml; do
     timeout 20 "$CLIENT" --ipc-address "127.0.0.1:$PORT" \
         --auth-token-file "$run/auth_token" \
         --cert-file "$run/ipc_cert.pem" --name real --max-samples 1 \
-        --dump-snapshot --json > "$TMP/snap.json" 2>"$TMP/snap.err" ||
+        --dump-snapshot --show-secrets --json \
+        > "$TMP/snap.json" 2>"$TMP/snap.err" ||
         fail "$name: client failed: $(cat "$TMP/snap.err")"
     DD_AUTH_TOKEN_FILE_PATH=$run/auth_token \
     DD_IPC_CERT_FILE_PATH=$run/ipc_cert.pem \

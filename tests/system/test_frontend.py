@@ -232,7 +232,7 @@ def case_snapshot(g):
     check(snap['settings'] == len(stored),
           f'snapshot has {snap["settings"]} settings, store {len(stored)}')
 
-    p = g.client('--dump-snapshot', '--name', 'dump')
+    p = g.client('--dump-snapshot', '--show-secrets', '--name', 'dump')
     rc, evs, err = client_events(p)
     check(rc == 0, f'dump-snapshot exit {rc}: {err}')
     streamed = {e['key']: (e['source'], e['value']) for e in evs}
@@ -269,12 +269,16 @@ def case_updates(g):
     for key, yaml, _ in values:
         g.ctl('set', key, yaml)
     g.ctl('unset', 't.int', '--source', 'agent-runtime')
+    g.ctl('set', 'api_key', 'abcdef0123456789')
     rc, evs, err = client_events(p)
     check(rc == 0, f'client exit {rc}: {err}')
     check(evs[0]['event'] == 'snapshot' and evs[0]['seq'] == head,
           f'snapshot at head {head}: {evs[0]}')
     ups = [e for e in evs if e['event'] == 'update']
-    check(len(ups) == len(values) + 1, f'updates: {ups}')
+    check(len(ups) == len(values) + 2, f'updates: {ups}')
+    secret = ups.pop()
+    check(secret['key'] == 'api_key' and secret['value'] == '********',
+          f'a secret printed in clear: {secret}')
     for i, (e, (key, _, want)) in enumerate(zip(ups, values)):
         check(e['seq'] == head + 1 + i, f'id of {key}: {e}')
         check(e['key'] == key and e['value'] == want
