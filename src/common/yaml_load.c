@@ -111,7 +111,10 @@ yaml_parser_fail(yaml_loader_t *ld)
         yaml_fail(ld, line, column, "tab character where YAML allows only "
             "spaces (%s)", problem);
     } else if (p->context != NULL) {
-        yaml_fail(ld, line, column, "%s (%s)", problem, p->context);
+        /* Where the unfinished construct began is what the user fixes. */
+        yaml_fail(ld, line, column, "%s (%s started at line %d, column %d)",
+            problem, p->context, (int) p->context_mark.line + 1,
+            (int) p->context_mark.column + 1);
     } else {
         yaml_fail(ld, line, column, "%s", problem);
     }

@@ -74,6 +74,10 @@ test_unterminated(void **state)
 {
     expect_error("a: 'open\n", "t.yaml:2:1: found unexpected end");
     expect_error("a: [1, 2\n", "t.yaml:2:1: did not find expected ','");
+    /* The error also points at where the unclosed collection began. */
+    expect_error("a: 1\nb: [1, 2\n",
+        "t.yaml:3:1: did not find expected ',' or ']' (while parsing a "
+        "flow sequence started at line 2, column 4)");
 }
 
 static void
