@@ -500,6 +500,8 @@ cs_sup_port_open(const cs_sup_t *s)
 static void
 cs_sup_check_ready(cs_sup_t *s)
 {
+    char status[384], notify[512];
+
     if (s->ready || s->stop_phase >= 0 || s->shm == NULL ||
         cs_shm_head(s->shm) == 0 ||
         cs_sup_table_alive(&s->table, CS_ROLE_FRONTEND) == 0 ||
@@ -508,9 +510,11 @@ cs_sup_check_ready(cs_sup_t *s)
     }
 
     s->ready = 1;
-    cs_log_notice("main", "ready: %d frontends on %s:%d",
+    snprintf(status, sizeof(status), "%d frontends on %s:%d",
         s->table.count - 2, s->cfg.cmd_host, s->cfg.cmd_port);
-    cs_sup_notify("READY=1");
+    cs_log_notice("main", "ready: %s", status);
+    snprintf(notify, sizeof(notify), "READY=1\nSTATUS=serving %s", status);
+    cs_sup_notify(notify);
 }
 
 static const cs_sup_role_t cs_sup_stop_order[] = {

@@ -120,6 +120,8 @@ wait_for 10 grep -q "ready: 2 frontends" "$TMP/log" ||
 if [ -n "$NOTIFY" ]; then
     wait_for 2 grep -q '^READY=1$' "$TMP/notified" ||
         fail "no READY=1 sent to systemd"
+    grep -q '^STATUS=serving 2 frontends on 127.0.0.1:' "$TMP/notified" ||
+        fail "no STATUS sent to systemd"
 fi
 
 order=$(awk '$1 == "start" { print $2 }' "$TMP/events" | uniq | tr '\n' ' ')
