@@ -109,14 +109,14 @@ client_args=(--ipc-address "127.0.0.1:$PORT"
     --cert-file "$TMP/run/ipc_cert.pem")
 
 # --- the snapshot is the store -----------------------------------------------
-timeout 20 "$CLIENT" "${client_args[@]}" --name snap --max-samples 1 \
-    --dump-snapshot --show-secrets --json \
-    > "$TMP/snap.json" 2>"$TMP/snap.err" ||
-    fail "snapshot client failed: $(cat "$TMP/snap.err")"
-"$DUMP" -c "$TMP/datadog.yaml" --settings --json --show-secrets \
-    > "$TMP/dump.json" || fail "configstream-dump failed"
-python3 - "$TMP/snap.json" "$TMP/dump.json" <<'EOF' ||
-    fail "snapshot differs from the store"
+snapshot_is_store() {
+    timeout 20 "$CLIENT" "${client_args[@]}" --name snap --max-samples 1 \
+        --dump-snapshot --show-secrets --json \
+        > "$TMP/snap.json" 2>"$TMP/snap.err" ||
+        fail "snapshot client failed ($1): $(cat "$TMP/snap.err")"
+    "$DUMP" -c "$TMP/datadog.yaml" --settings --json --show-secrets \
+        > "$TMP/dump.json" || fail "configstream-dump failed ($1)"
+    python3 - "$TMP/snap.json" "$TMP/dump.json" <<'EOF' ||
 import json, sys
 snap = {}
 for line in open(sys.argv[1]):
@@ -135,6 +135,9 @@ if not snap or snap != dump:
           % (len(snap), len(dump), sorted(missing)[:5], diff[:5]))
     sys.exit(1)
 EOF
+        fail "snapshot differs from the store ($1)"
+}
+snapshot_is_store "at start"
 
 # --- a streaming client ------------------------------------------------------
 "$CLIENT" "${client_args[@]}" --name streamer --duration 40 --json \
@@ -232,6 +235,8 @@ done
 
 [ "$(metric configstream_rar_registrations)" = "$registrations" ] ||
     fail "the client registered again: a session was lost"
+snapshot_is_store "after the kills"
+
 # The killed frontends' streams are gone; only the reconnected one counts.
 wait_for 5 test "$(metric configstream_subscribers)" = 1 ||
     fail "subscribers after the kills: $(metric configstream_subscribers)"
