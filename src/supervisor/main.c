@@ -690,8 +690,26 @@ main(int argc, char **argv)
     cs_log_notice("main", "starting with %s",
         config != NULL ? config : "the embedded defaults");
 
-    if (cs_sup_prepare(&s) < 0 || cs_sup_build_table(&s, config,
-            schema) < 0 || cs_sup_signals(&s) < 0) {
+    if (cs_sup_prepare(&s) < 0) {
+        goto out_free;
+    }
+
+    /*
+     * Frontends share their address through SO_REUSEPORT, which would
+     * just as happily split the clients of a foreign server already
+     * there; refuse instead.
+     */
+    if (cs_sup_port_open(&s)) {
+        cs_log_error("main", "%s:%d already accepts connections (another "
+            "daemon?); refusing to share it", s.cfg.cmd_host,
+            s.cfg.cmd_port);
+        code = CS_EXIT_FATAL_CONFIG;
+        goto out_free;
+    }
+
+    if (cs_sup_build_table(&s, config, schema) < 0
+        || cs_sup_signals(&s) < 0)
+    {
         goto out_free;
     }
 

@@ -178,6 +178,17 @@ grep -q "another configstreamd is running" "$TMP/log2" ||
     fail "second configstreamd: $(cat "$TMP/log2")"
 [ "$(procs | grep -c ' running ')" = 4 ] || fail "table after: $(procs)"
 
+# --- nor does one on another run_path whose address is taken ----------------
+sed "s|^run_path: .*|run_path: $TMP/run2|" "$TMP/datadog.yaml" \
+    > "$TMP/other.yaml"
+"$DAEMON" -c "$TMP/other.yaml" --libexec "$TMP/libexec" 2>"$TMP/log2"
+rc=$?
+[ "$rc" = 78 ] || fail "a configstreamd on a taken address exited $rc"
+grep -q "127.0.0.1:$PORT already accepts connections" "$TMP/log2" ||
+    fail "taken address: $(cat "$TMP/log2")"
+[ ! -e "$TMP/run2/configstream/configstreamd.procs" ] ||
+    fail "a configstreamd on a taken address started children"
+
 # --- SIGHUP reaches the resolver ---------------------------------------------
 kill -HUP "$DPID"
 wait_for 2 grep -q "^hup configstream-resolver" "$TMP/events" ||
