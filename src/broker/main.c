@@ -54,8 +54,10 @@ typedef struct {
 static void
 broker_usage(FILE *out, const char *prog)
 {
+    const char *slash = strrchr(prog, '/');
+
     fprintf(out,
-        "usage: %s -c FILE [--schema FILE] [--telemetry]\n"
+        "usage: %s [-c FILE] [--schema FILE] [--telemetry]\n"
         "\n"
         "Own the configstream shared-memory segment and serve the Remote\n"
         "Agent Registry on the broker socket.\n"
@@ -66,7 +68,7 @@ broker_usage(FILE *out, const char *prog)
         "                      config_stream.telemetry_address (under\n"
         "                      supervisord or systemd; configstreamd\n"
         "                      serves it itself)\n"
-        "  -h, --help          show this help\n", prog);
+        "  -h, --help          show this help\n", slash ? slash + 1 : prog);
 }
 
 static int
