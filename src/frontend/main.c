@@ -312,6 +312,13 @@ main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /*
+     * A frontend has nothing to reload (it reads the store live), and a
+     * hangup sent to the whole group (a closed terminal, a supervisor's
+     * group signal) must not drop its streams.
+     */
+    signal(SIGHUP, SIG_IGN);
+
     gpr_set_log_function(fe_grpc_log);
     grpc_init();
 

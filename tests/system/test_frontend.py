@@ -659,6 +659,10 @@ def case_sigterm(g):
     wait_for(lambda: sum(joined(f) for f in g.frontends) >= 8, 10,
              'eight subscribers')
     victim = max(g.frontends, key=joined)
+    # A hangup is not a stop: the worker and its streams carry on.
+    g.procs[victim].send_signal(signal.SIGHUP)
+    time.sleep(0.3)
+    check(g.procs[victim].poll() is None, f'{victim} died of SIGHUP')
     t0 = time.monotonic()
     g.procs[victim].send_signal(signal.SIGTERM)
     rc = g.procs[victim].wait(timeout=6)
