@@ -272,19 +272,14 @@ schema_index(cs_schema_t *schema)
     return 0;
 }
 
-int
-cs_schema_load_buffer(cs_schema_t **out, const char *buf, size_t len,
-    const char *name, char *err, size_t errlen)
+/* Build a schema from a loaded document; root is freed. */
+static int
+schema_build(cs_schema_t **out, cs_yaml_node_t *root, const char *name,
+    char *err, size_t errlen)
 {
-    cs_yaml_node_t *root = NULL;
     cs_schema_t *schema;
     size_t i;
     int rc;
-
-    rc = cs_yaml_load_buffer(buf, len, name, 0, &root, err, errlen);
-    if (rc < 0) {
-        return rc;
-    }
 
     schema = calloc(1, sizeof(*schema));
     if (schema == NULL) {
@@ -329,14 +324,27 @@ out_free_root:
 }
 
 int
+cs_schema_load_buffer(cs_schema_t **out, const char *buf, size_t len,
+    const char *name, char *err, size_t errlen)
+{
+    cs_yaml_node_t *root = NULL;
+    int rc;
+
+    rc = cs_yaml_load_buffer(buf, len, name, 0, &root, err, errlen);
+    if (rc < 0) {
+        return rc;
+    }
+
+    return schema_build(out, root, name, err, errlen);
+}
+
+int
 cs_schema_load(cs_schema_t **schema, const char *path, char *err,
     size_t errlen)
 {
+    cs_yaml_node_t *root = NULL;
     const char *text;
-    FILE *f;
-    char *buf;
     size_t len;
-    long size;
     int rc;
 
     if (path == NULL) {
@@ -345,40 +353,12 @@ cs_schema_load(cs_schema_t **schema, const char *path, char *err,
             err, errlen);
     }
 
-    f = fopen(path, "rb");
-    if (f == NULL) {
-        rc = -errno;
-        snprintf(err, errlen, "%s: open: %s", path, strerror(errno));
+    rc = cs_yaml_load_file(path, 0, &root, err, errlen);
+    if (rc < 0) {
         return rc;
     }
 
-    if (fseek(f, 0, SEEK_END) < 0 || (size = ftell(f)) < 0
-        || fseek(f, 0, SEEK_SET) < 0)
-    {
-        rc = -errno;
-        snprintf(err, errlen, "%s: seek: %s", path, strerror(errno));
-        fclose(f);
-        return rc;
-    }
-
-    buf = malloc((size_t) size + 1);
-    if (buf == NULL) {
-        fclose(f);
-        return -ENOMEM;
-    }
-
-    len = fread(buf, 1, (size_t) size, f);
-    fclose(f);
-
-    if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0) {
-        rc = cs_schema_load_buffer(schema, buf + 3, len - 3, path, err,
-            errlen);
-    } else {
-        rc = cs_schema_load_buffer(schema, buf, len, path, err, errlen);
-    }
-
-    free(buf);
-    return rc;
+    return schema_build(schema, root, path, err, errlen);
 }
 
 const cs_schema_key_t *

@@ -4,6 +4,7 @@
 #include "yaml_load.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -12,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <yaml.h>
 
@@ -835,46 +838,114 @@ cs_yaml_load_buffer(const char *buf, size_t len, const char *name,
     return rc;
 }
 
-int
-cs_yaml_load_file(const char *path, int flags, cs_yaml_node_t **root,
-    char *err, size_t errlen)
+/*
+ * Read a whole regular file of at most CS_YAML_MAX_FILE bytes. Opened
+ * non-blocking, so a FIFO cannot block the open; fstat then refuses
+ * anything that is not a regular file (a device such as /dev/zero would
+ * never end). The read stops one byte past the cap, so a file that grows
+ * after the fstat is refused too.
+ */
+static int
+yaml_read_file(const char *path, char **bufp, size_t *lenp, char *err,
+    size_t errlen)
 {
-    FILE *f;
+    struct stat st;
     char *buf = NULL;
-    size_t len = 0, cap = 0, n;
-    int rc;
+    size_t len = 0, cap;
+    ssize_t n;
+    int fd, rc;
 
-    f = fopen(path, "rb");
-    if (f == NULL) {
+    fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
         rc = -errno;
-        snprintf(err, errlen, "%s: open: %s", path, strerror(errno));
+        snprintf(err, errlen, "%s: open: %s", path, strerror(-rc));
         return rc;
+    }
+
+    if (fstat(fd, &st) != 0) {
+        rc = -errno;
+        snprintf(err, errlen, "%s: fstat: %s", path, strerror(-rc));
+        goto out_close;
+    }
+
+    if (!S_ISREG(st.st_mode)) {
+        rc = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+        snprintf(err, errlen, "%s: not a regular file", path);
+        goto out_close;
+    }
+
+    if (st.st_size > CS_YAML_MAX_FILE) {
+        rc = -EFBIG;
+        snprintf(err, errlen, "%s: too large (%lld bytes, at most %d)", path,
+            (long long) st.st_size, CS_YAML_MAX_FILE);
+        goto out_close;
+    }
+
+    cap = (size_t) st.st_size + 1;
+    buf = malloc(cap);
+    if (buf == NULL) {
+        rc = -ENOMEM;
+        goto out_close;
     }
 
     for (;;) {
         if (len == cap) {
             char *nb;
 
-            cap = cap ? cap * 2 : 65536;
+            if (cap > CS_YAML_MAX_FILE) {
+                rc = -EFBIG;
+                snprintf(err, errlen, "%s: too large (more than %d bytes)",
+                    path, CS_YAML_MAX_FILE);
+                goto out_free;
+            }
+            cap = cap * 2 > CS_YAML_MAX_FILE + 1 ? CS_YAML_MAX_FILE + 1
+                : cap * 2;
             nb = realloc(buf, cap);
             if (nb == NULL) {
                 rc = -ENOMEM;
-                goto out_close;
+                goto out_free;
             }
             buf = nb;
         }
 
-        n = fread(buf + len, 1, cap - len, f);
-        len += n;
+        n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            rc = -errno;
+            snprintf(err, errlen, "%s: read: %s", path, strerror(-rc));
+            goto out_free;
+        }
         if (n == 0) {
             break;
         }
+        len += (size_t) n;
     }
 
-    if (ferror(f)) {
-        rc = -EIO;
-        snprintf(err, errlen, "%s: read: %s", path, strerror(EIO));
-        goto out_close;
+    close(fd);
+    *bufp = buf;
+    *lenp = len;
+    return 0;
+
+out_free:
+    free(buf);
+out_close:
+    close(fd);
+    return rc;
+}
+
+int
+cs_yaml_load_file(const char *path, int flags, cs_yaml_node_t **root,
+    char *err, size_t errlen)
+{
+    char *buf;
+    size_t len;
+    int rc;
+
+    rc = yaml_read_file(path, &buf, &len, err, errlen);
+    if (rc < 0) {
+        return rc;
     }
 
     /* libyaml takes a BOM only as the first bytes; skip it ourselves so
@@ -886,8 +957,6 @@ cs_yaml_load_file(const char *path, int flags, cs_yaml_node_t **root,
         rc = cs_yaml_load_buffer(buf, len, path, flags, root, err, errlen);
     }
 
-out_close:
-    fclose(f);
     free(buf);
     return rc;
 }

@@ -32,6 +32,13 @@
 
 #define CS_YAML_MAX_NODES 100000
 
+/*
+ * The largest file cs_yaml_load_file() reads. A datadog.yaml is a few
+ * hundred KB at most, and a larger configuration would make a snapshot
+ * above gRPC's default 4 MiB receive limit anyway.
+ */
+#define CS_YAML_MAX_FILE (4 * 1024 * 1024)
+
 enum {
     CS_YAML_ANY_TOP = 0x1       /* accept a scalar or sequence at the top */
 };
@@ -60,6 +67,14 @@ struct cs_yaml_node {
     cs_yaml_node_t **items;
 };
 
+/*
+ * Load a regular file of at most CS_YAML_MAX_FILE bytes. Besides the
+ * errors above: "path: open: ..." (its -errno), "path: not a regular
+ * file" (-EINVAL, -EISDIR for a directory: a FIFO, a device or a symlink
+ * to one is refused without blocking or reading it), "path: too large (N
+ * bytes, at most 4194304)" (-EFBIG). Every YAML file configstream reads
+ * (config, fleet policies, schema) goes through here.
+ */
 int cs_yaml_load_file(const char *path, int flags, cs_yaml_node_t **root,
     char *err, size_t errlen);
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -267,6 +268,14 @@ test_schema_file(void **state)
     assert_int_equal(cs_schema_load(&schema, "/nonexistent/schema.yaml",
         err, sizeof(err)), -ENOENT);
     assert_non_null(strstr(err, "/nonexistent/schema.yaml"));
+
+    /* The schema file is read like any YAML file: a device is refused. */
+    alarm(10);
+    assert_int_equal(cs_schema_load(&schema, "/dev/zero", err, sizeof(err)),
+        -EINVAL);
+    alarm(0);
+    assert_string_equal(err, "/dev/zero: not a regular file");
+    assert_null(schema);
 }
 
 /* Flatten text with the embedded schema. */

@@ -2,6 +2,7 @@
  * The YAML loader: every rejection with its position, alias expansion
  * bounded, merge keys, and YAML 1.1 typing of plain scalars.
  */
+#include <errno.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -194,6 +196,81 @@ test_missing_file(void **state)
     assert_non_null(strstr(err, "/nonexistent/x.yaml"));
 }
 
+/*
+ * A FIFO, a device behind a symlink and an oversized file are refused
+ * without blocking or reading them whole. The alarm ends the test if the
+ * open blocks or the read never ends.
+ */
+static void
+test_file_not_regular(void **state)
+{
+    char dir[] = "/tmp/cs-yaml-XXXXXX", fifo[64], link[64], want[96];
+    cs_yaml_node_t *root = NULL;
+    char err[256];
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(fifo, sizeof(fifo), "%s/fifo.yaml", dir);
+    snprintf(link, sizeof(link), "%s/zero.yaml", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    assert_int_equal(symlink("/dev/zero", link), 0);
+
+    alarm(10);
+    assert_int_equal(cs_yaml_load_file(fifo, 0, &root, err, sizeof(err)),
+        -EINVAL);
+    snprintf(want, sizeof(want), "%s: not a regular file", fifo);
+    assert_string_equal(err, want);
+
+    assert_int_equal(cs_yaml_load_file(link, 0, &root, err, sizeof(err)),
+        -EINVAL);
+    snprintf(want, sizeof(want), "%s: not a regular file", link);
+    assert_string_equal(err, want);
+
+    assert_int_equal(cs_yaml_load_file(dir, 0, &root, err, sizeof(err)),
+        -EISDIR);
+    alarm(0);
+    assert_null(root);
+
+    unlink(fifo);
+    unlink(link);
+    rmdir(dir);
+}
+
+/* A file of exactly CS_YAML_MAX_FILE bytes loads; one byte more does not. */
+static void
+test_file_size_cap(void **state)
+{
+    char path[] = "/tmp/cs-yaml-big-XXXXXX", want[128];
+    cs_yaml_node_t *root = NULL;
+    char err[256], *text;
+    int fd;
+
+    text = malloc(CS_YAML_MAX_FILE + 1);
+    assert_non_null(text);
+    memset(text, ' ', CS_YAML_MAX_FILE);
+    memcpy(text, "a: 1\n#", 6);
+    text[CS_YAML_MAX_FILE - 1] = '\n';
+
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, CS_YAML_MAX_FILE), CS_YAML_MAX_FILE);
+    assert_int_equal(cs_yaml_load_file(path, 0, &root, err, sizeof(err)), 0);
+    assert_string_equal(cs_yaml_map_get(root, "a")->text, "1");
+    cs_yaml_node_free(root);
+    root = NULL;
+
+    assert_int_equal(write(fd, "\n", 1), 1);
+    close(fd);
+    assert_int_equal(cs_yaml_load_file(path, 0, &root, err, sizeof(err)),
+        -EFBIG);
+    snprintf(want, sizeof(want), "%s: too large (4194305 bytes, at most "
+        "4194304)", path);
+    assert_string_equal(err, want);
+    assert_null(root);
+
+    unlink(path);
+    free(text);
+}
+
 static void
 test_positions_and_quoting(void **state)
 {
@@ -374,6 +451,8 @@ main(void)
         cmocka_unit_test(test_bom_accepted),
         cmocka_unit_test(test_empty_documents),
         cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_file_not_regular),
+        cmocka_unit_test(test_file_size_cap),
         cmocka_unit_test(test_positions_and_quoting),
         cmocka_unit_test(test_anchors_and_merge),
         cmocka_unit_test(test_anchored_merge_source_reused),
