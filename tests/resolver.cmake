@@ -17,7 +17,7 @@ set(CS_RESOLVER_TEST_BINS $<TARGET_FILE:configstream-resolver>
 if(TARGET configstream-dump)
     list(APPEND CS_RESOLVER_TEST_BINS $<TARGET_FILE:configstream-dump>)
 endif()
-foreach(t resolver_reload resolver_ctl resolver_badinput)
+foreach(t resolver_reload resolver_ctl resolver_badinput resolver_disk_full)
     add_test(NAME system.${t} COMMAND ${Python3_EXECUTABLE}
         ${CMAKE_CURRENT_SOURCE_DIR}/system/test_${t}.py
         ${CS_RESOLVER_TEST_BINS})
@@ -31,3 +31,4 @@ if(TARGET configstream-broker)
         $<TARGET_FILE:configstream-ctl> $<TARGET_FILE:configstream-broker>)
     set_tests_properties(system.ctl_sessions PROPERTIES TIMEOUT 60)
 endif()
+set_tests_properties(system.resolver_disk_full PROPERTIES SKIP_RETURN_CODE 77)

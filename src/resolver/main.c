@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/statvfs.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,6 +36,8 @@
 
 #define RESOLVER_ROLE "configstream-resolver"
 #define RESOLVER_DEBOUNCE_MS 150
+#define RESOLVER_RETRY_MIN_MS 1000  /* after a failed store commit */
+#define RESOLVER_RETRY_MAX_MS 30000
 #define RESOLVER_ERR_MAX 1024
 
 extern char **environ;
@@ -60,6 +63,15 @@ typedef struct {
     int64_t last_ms;
     char last_err[RESOLVER_ERR_MAX];
 
+    /*
+     * A reload whose input was good but whose commit failed (a full disk)
+     * is retried by itself, with back-off; bad input waits for the next
+     * change instead, since retrying it cannot help.
+     */
+    int commit_failed;
+    int64_t retry_at_ms;            /* 0: no retry due */
+    int64_t retry_delay_ms;
+
     /* Error text handed to a control client. */
     char reply_err[RESOLVER_ERR_MAX];
     uint8_t epoch[16];
@@ -83,6 +95,16 @@ resolver_now_ms(void)
     struct timespec ts;
 
     clock_gettime(CLOCK_REALTIME, &ts);
+
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t
+resolver_mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
 
     return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
@@ -200,6 +222,26 @@ resolver_log_level_follow(resolver_t *r)
 }
 
 /*
+ * LMDB reports a write that ran out of disk as EIO; say what the operator
+ * must fix when the store's file system is full.
+ */
+static void
+resolver_commit_error(resolver_t *r, int rc, char *err, size_t errlen)
+{
+    struct statvfs vfs;
+
+    if ((rc == -EIO || rc == -ENOSPC)
+        && statvfs(r->cfg.store_path, &vfs) == 0 && vfs.f_bavail == 0)
+    {
+        snprintf(err, errlen, "store commit: %s: the file system of %s is "
+            "full", strerror(-rc), r->cfg.store_path);
+        return;
+    }
+
+    snprintf(err, errlen, "store commit: %s", strerror(-rc));
+}
+
+/*
  * Build every file-backed layer aside and commit the differences. On
  * error err holds the reason (file:line:column: message for bad input)
  * and nothing was written.
@@ -269,7 +311,8 @@ resolver_reload(resolver_t *r, size_t *changes, char *err, size_t errlen)
         layers[s] = NULL;
     }
     if (rc != 0) {
-        snprintf(err, errlen, "store commit: %s", strerror(-rc));
+        r->commit_failed = 1;
+        resolver_commit_error(r, rc, err, errlen);
         goto out_free;
     }
 
@@ -296,7 +339,18 @@ resolver_reload_logged(resolver_t *r, const char *why, size_t *changes)
     int rc;
 
     err[0] = '\0';
+    r->commit_failed = 0;
     rc = resolver_reload(r, changes, err, sizeof(err));
+
+    if (rc != 0 && r->commit_failed) {
+        r->retry_delay_ms = r->retry_delay_ms == 0 ? RESOLVER_RETRY_MIN_MS
+            : r->retry_delay_ms * 2 > RESOLVER_RETRY_MAX_MS
+            ? RESOLVER_RETRY_MAX_MS : r->retry_delay_ms * 2;
+        r->retry_at_ms = resolver_mono_ms() + r->retry_delay_ms;
+    } else {
+        r->retry_delay_ms = 0;
+        r->retry_at_ms = 0;
+    }
 
     r->last_ok = rc == 0;
     r->last_changes = *changes;
@@ -304,7 +358,12 @@ resolver_reload_logged(resolver_t *r, const char *why, size_t *changes)
     snprintf(r->last_err, sizeof(r->last_err), "%s", rc == 0 ? "" : err);
 
     if (rc != 0) {
-        cs_log_error("reload", "%s", err);
+        if (r->retry_at_ms != 0) {
+            cs_log_error("reload", "%s; retrying in %lld ms", err,
+                (long long) r->retry_delay_ms);
+        } else {
+            cs_log_error("reload", "%s", err);
+        }
         return rc;
     }
 
@@ -711,7 +770,8 @@ resolver_loop(resolver_t *r)
 {
     struct pollfd pfd[4];
     size_t changes;
-    int n;
+    int64_t due;
+    int n, timeout;
 
     pfd[0].fd = r->sfd;
     pfd[1].fd = cs_watch_fd(r->watch);
@@ -723,13 +783,25 @@ resolver_loop(resolver_t *r)
 
     for (;;) {
         /* Without the broker's segment, look for it once a second. */
-        n = poll(pfd, 4, r->shm == NULL ? 1000 : -1);
+        timeout = r->shm == NULL ? 1000 : -1;
+        if (r->retry_at_ms != 0) {
+            due = r->retry_at_ms - resolver_mono_ms();
+            due = due < 0 ? 0 : due;
+            if (timeout < 0 || due < timeout) {
+                timeout = (int) due;
+            }
+        }
+
+        n = poll(pfd, 4, timeout);
         if (n < 0 && errno != EINTR) {
             cs_log_error("main", "poll: %s", strerror(errno));
             return 1;
         }
         if (r->shm == NULL) {
             resolver_shm_try(r);
+        }
+        if (r->retry_at_ms != 0 && resolver_mono_ms() >= r->retry_at_ms) {
+            resolver_reload_logged(r, "retry", &changes);
         }
         if (n <= 0) {
             continue;
