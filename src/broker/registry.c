@@ -19,6 +19,7 @@
 #include <sys/random.h>
 
 #include "shm_layout.h"
+#include "value.h"
 
 /* A report older than this no longer counts (frontends send every ~2 s). */
 #define REGISTRY_REPORT_STALE_MS    10000
@@ -181,7 +182,10 @@ registry_blank(const char *s)
     return 1;
 }
 
-/* A field fits its slot and holds no control characters. */
+/*
+ * A field fits its slot, is UTF-8 (it goes back out in proto3 strings,
+ * which protobuf-go refuses otherwise) and holds no control characters.
+ */
 static int
 registry_check_field(const char *name, const char *value, size_t max,
     char *msg, size_t msglen)
@@ -190,6 +194,11 @@ registry_check_field(const char *name, const char *value, size_t max,
 
     if (strlen(value) >= max) {
         snprintf(msg, msglen, "%s is longer than %zu bytes", name, max - 1);
+        return -EINVAL;
+    }
+
+    if (!cs_utf8_valid(value, strlen(value))) {
+        snprintf(msg, msglen, "%s is not valid UTF-8", name);
         return -EINVAL;
     }
 

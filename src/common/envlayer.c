@@ -69,6 +69,12 @@ cs_envlayer_value(const cs_schema_t *schema, const char *key,
     cs_yaml_node_t scalar;
     cs_type_t type;
 
+    /* Settings travel in proto3 strings, which must be UTF-8. */
+    if (!cs_utf8_valid(text, strlen(text))) {
+        snprintf(err, errlen, "%s: not valid UTF-8", key);
+        return -EINVAL;
+    }
+
     sk = cs_schema_lookup(schema, key);
     type = sk != NULL ? sk->type : CS_TYPE_STRING;
 
@@ -109,22 +115,6 @@ cs_envlayer_value(const cs_schema_t *schema, const char *key,
     return cs_flatten_convert(type, key, &scalar, NULL, out, err, errlen);
 }
 
-/* The first of names set to a non-empty value, or NULL. */
-static const char *
-envlayer_first(char *const *envp, const char *const *names)
-{
-    const char *v;
-
-    for (; *names != NULL; names++) {
-        v = envlayer_get(envp, *names);
-        if (v != NULL && v[0] != '\0') {
-            return v;
-        }
-    }
-
-    return NULL;
-}
-
 static cs_value_t *
 envlayer_split(const char *text, char sep)
 {
@@ -155,9 +145,43 @@ envlayer_split(const char *text, char sep)
  * conventional HTTP_PROXY, HTTPS_PROXY and NO_PROXY (upper case first);
  * DD_PROXY_NO_PROXY is space-separated, NO_PROXY comma-separated.
  */
+/*
+ * The first of names set, for key, when the schema has key; *text NULL
+ * when none is. A value that is not UTF-8 is an error naming the variable.
+ */
+static int
+envlayer_proxy_var(const cs_schema_t *schema, char *const *envp,
+    const char *key, const char *const *names, const char **text,
+    char *err, size_t errlen)
+{
+    *text = NULL;
+    if (cs_schema_lookup(schema, key) == NULL) {
+        return 0;
+    }
+
+    for (; *names != NULL; names++) {
+        *text = envlayer_get(envp, *names);
+        if (*text != NULL && (*text)[0] != '\0') {
+            break;
+        }
+        *text = NULL;
+    }
+    if (*text != NULL && !cs_utf8_valid(*text, strlen(*text))) {
+        snprintf(err, errlen, "%s: %s: not valid UTF-8", *names, key);
+        return -EINVAL;
+    }
+
+    return 0;
+}
+
+/*
+ * The agent reads its proxy from DD_PROXY_* or, failing that, from the
+ * conventional HTTP_PROXY, HTTPS_PROXY and NO_PROXY (upper case first);
+ * DD_PROXY_NO_PROXY is space-separated, NO_PROXY comma-separated.
+ */
 static int
 envlayer_proxy(const cs_schema_t *schema, char *const *envp,
-    cs_value_t *map)
+    cs_value_t *map, char *err, size_t errlen)
 {
     static const char *const http[] = { "DD_PROXY_HTTP", "HTTP_PROXY",
                                         "http_proxy", NULL };
@@ -169,34 +193,38 @@ envlayer_proxy(const cs_schema_t *schema, char *const *envp,
     cs_value_t *val;
     int rc;
 
-    if (cs_schema_lookup(schema, "proxy.http") != NULL
-        && (v = envlayer_first(envp, http)) != NULL)
-    {
+    rc = envlayer_proxy_var(schema, envp, "proxy.http", http, &v, err,
+        errlen);
+    if (rc == 0 && v != NULL) {
         rc = cs_value_map_set(map, "proxy.http", cs_value_string(v));
-        if (rc < 0) {
-            return rc;
-        }
+    }
+    if (rc < 0) {
+        return rc;
     }
 
-    if (cs_schema_lookup(schema, "proxy.https") != NULL
-        && (v = envlayer_first(envp, https)) != NULL)
-    {
+    rc = envlayer_proxy_var(schema, envp, "proxy.https", https, &v, err,
+        errlen);
+    if (rc == 0 && v != NULL) {
         rc = cs_value_map_set(map, "proxy.https", cs_value_string(v));
-        if (rc < 0) {
+    }
+    if (rc < 0) {
+        return rc;
+    }
+
+    rc = envlayer_proxy_var(schema, envp, "proxy.no_proxy", dd_no_proxy, &v,
+        err, errlen);
+    if (rc < 0) {
+        return rc;
+    }
+    if (v != NULL) {
+        val = envlayer_split(v, ' ');
+    } else {
+        rc = envlayer_proxy_var(schema, envp, "proxy.no_proxy", no_proxy,
+            &v, err, errlen);
+        if (rc < 0 || v == NULL) {
             return rc;
         }
-    }
-
-    if (cs_schema_lookup(schema, "proxy.no_proxy") == NULL) {
-        return 0;
-    }
-
-    if ((v = envlayer_first(envp, dd_no_proxy)) != NULL) {
-        val = envlayer_split(v, ' ');
-    } else if ((v = envlayer_first(envp, no_proxy)) != NULL) {
         val = envlayer_split(v, ',');
-    } else {
-        return 0;
     }
 
     if (val == NULL) {
@@ -247,7 +275,7 @@ cs_envlayer_load(const cs_schema_t *schema, char *const *envp,
         }
     }
 
-    rc = envlayer_proxy(schema, envp, map);
+    rc = envlayer_proxy(schema, envp, map, err, errlen);
     if (rc < 0) {
         goto out_free;
     }

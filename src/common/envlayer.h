@@ -20,6 +20,8 @@
  * (space-separated), NO_PROXY, no_proxy (comma-separated).
  * Errors name the variable:
  *   "DD_CMD_PORT: cmd_port: expected an integer, got 'abc'"
+ *   "DD_HOSTNAME: hostname: not valid UTF-8" (settings travel in proto3
+ *   strings, which must be UTF-8)
  */
 #ifndef CS_ENVLAYER_H
 #define CS_ENVLAYER_H

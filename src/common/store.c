@@ -936,8 +936,11 @@ store_layer_key(const char *source, const char *key, MDB_val *k)
     size_t slen = strlen(source), klen = strlen(key);
     char *p;
 
-    if (slen == 0 || klen == 0 || slen + 1 + klen > 511) {
+    if (slen == 0 || klen == 0 || slen > 255) {
         return -EINVAL;
+    }
+    if (klen > CS_KEY_MAX) {
+        return -ENAMETOOLONG;
     }
 
     p = malloc(slen + 1 + klen);
@@ -964,6 +967,13 @@ cs_store_layer_put(cs_store_txn_t *t, const char *source, const char *key,
     rc = store_layer_key(source, key, &k);
     if (rc != 0) {
         return rc;
+    }
+
+    /* The last line of defence for readers in other languages: proto3
+     * strings that are not UTF-8 make protobuf-go refuse the message. */
+    if (!cs_utf8_valid(key, strlen(key)) || !cs_value_utf8_valid(value)) {
+        rc = -EILSEQ;
+        goto out_free_key;
     }
 
     pb = cs_value_to_pb(value);
@@ -1082,14 +1092,20 @@ cs_store_setting_change(cs_store_txn_t *t, const char *key,
     if (t->error != 0) {
         return t->error;
     }
-    if (key == NULL || key[0] == '\0' || strlen(key) > 511) {
+    if (key == NULL || key[0] == '\0') {
         return -EINVAL;
+    }
+    if (strlen(key) > CS_KEY_MAX) {
+        return -ENAMETOOLONG;
     }
     if (value == NULL || source == NULL) {
         source = "";
     }
     if (strlen(source) > 255) {
         return -EINVAL;
+    }
+    if (!cs_utf8_valid(key, strlen(key)) || !cs_value_utf8_valid(value)) {
+        return -EILSEQ;
     }
 
     if (value != NULL) {

@@ -94,6 +94,13 @@ void cs_store_set_initial_mapsize(size_t bytes);
  * the transaction only aborts: later calls and the commit return the same
  * error. cs_store_layer_del() returns -ENOENT when the layer has no value
  * for key (the transaction stays usable).
+ *
+ * Keys are 1 to CS_KEY_MAX bytes: a longer one is -ENAMETOOLONG. Keys and
+ * values travel in proto3 strings: cs_store_layer_put() and
+ * cs_store_setting_change() refuse a key, or a value holding a string or
+ * map key at any depth, that is not valid UTF-8 with -EILSEQ. Neither of
+ * these refusals spoils the transaction; callers check their input first
+ * and these are the backstop.
  */
 int cs_store_txn_begin(cs_store_t *st, cs_store_txn_t **txn);
 int cs_store_txn_commit(cs_store_txn_t *txn, uint64_t *head_seq);

@@ -593,3 +593,85 @@ cs_value_kind_name(cs_value_kind_t kind)
 
     return (unsigned) kind < 6 ? names[kind] : "?";
 }
+
+int
+cs_utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *) s;
+    const unsigned char *end = p + len;
+    unsigned char lo, hi;
+    size_t n, i;
+
+    while (p < end) {
+        if (*p < 0x80) {
+            p++;
+            continue;
+        }
+
+        /* The second byte's range rules out overlongs, surrogates and
+         * code points past U+10FFFF (RFC 3629, section 4). */
+        lo = 0x80;
+        hi = 0xbf;
+        if (*p >= 0xc2 && *p <= 0xdf) {
+            n = 1;
+        } else if (*p >= 0xe0 && *p <= 0xef) {
+            n = 2;
+            lo = *p == 0xe0 ? 0xa0 : 0x80;
+            hi = *p == 0xed ? 0x9f : 0xbf;
+        } else if (*p >= 0xf0 && *p <= 0xf4) {
+            n = 3;
+            lo = *p == 0xf0 ? 0x90 : 0x80;
+            hi = *p == 0xf4 ? 0x8f : 0xbf;
+        } else {
+            return 0;
+        }
+
+        if ((size_t) (end - p) <= n || p[1] < lo || p[1] > hi) {
+            return 0;
+        }
+        for (i = 2; i <= n; i++) {
+            if ((p[i] & 0xc0) != 0x80) {
+                return 0;
+            }
+        }
+        p += n + 1;
+    }
+
+    return 1;
+}
+
+int
+cs_value_utf8_valid(const cs_value_t *v)
+{
+    size_t i;
+
+    if (v == NULL) {
+        return 1;
+    }
+
+    switch (v->kind) {
+    case CS_VAL_STRING:
+        return cs_utf8_valid(v->u.str.ptr, v->u.str.len);
+
+    case CS_VAL_LIST:
+        for (i = 0; i < v->u.list.n; i++) {
+            if (!cs_value_utf8_valid(v->u.list.items[i])) {
+                return 0;
+            }
+        }
+        return 1;
+
+    case CS_VAL_MAP:
+        for (i = 0; i < v->u.map.n; i++) {
+            if (!cs_utf8_valid(v->u.map.keys[i], strlen(v->u.map.keys[i]))
+                || !cs_value_utf8_valid(v->u.map.vals[i]))
+            {
+                return 0;
+            }
+        }
+        return 1;
+
+    default:
+        return 1;
+    }
+}

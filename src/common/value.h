@@ -90,6 +90,23 @@ cs_value_t *cs_value_from_pb(const Google__Protobuf__Value *pb);
  */
 json_object *cs_value_to_json(const cs_value_t *v);
 
+/*
+ * The longest setting key, in bytes. LMDB keys are at most 511 bytes and
+ * a layer key is the source and the key; the agent's keys are far shorter.
+ */
+#define CS_KEY_MAX 255
+
+/*
+ * 1 when s[0..len) is well-formed UTF-8 (RFC 3629): no overlong forms, no
+ * surrogates (U+D800..U+DFFF), nothing above U+10FFFF; else 0. NUL bytes
+ * are valid. proto3 string fields must hold such text: protobuf-go refuses
+ * a whole message when one of its strings does not.
+ */
+int cs_utf8_valid(const char *s, size_t len);
+
+/* 1 when every string in v, and every map key, at any depth, is. */
+int cs_value_utf8_valid(const cs_value_t *v);
+
 /* The kind's name: "null", "bool", "number", "string", "list", "map". */
 const char *cs_value_kind_name(cs_value_kind_t kind);
 

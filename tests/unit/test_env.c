@@ -223,6 +223,37 @@ test_errors_name_variable(void **state)
     assert_null(l);
 }
 
+/* Values reach proto3 strings: text that is not UTF-8 is refused. */
+static void
+test_invalid_utf8_names_variable(void **state)
+{
+    char *bad_host[] = { "DD_HOSTNAME=host\xffname", NULL };
+    char *bad_list[] = { "DD_TAGS=ok b\xc0\xaf" "d", NULL };
+    char *bad_proxy[] = { "HTTPS_PROXY=http://\xed\xa0\x80:1", NULL };
+    char *good[] = { "DD_HOSTNAME=h\xc3\xb4" "te", NULL };
+    cs_value_t *l = NULL;
+    char err[256];
+
+    assert_int_equal(cs_envlayer_load(*state, bad_host, &l, err,
+        sizeof(err)), -EINVAL);
+    assert_string_equal(err, "DD_HOSTNAME: hostname: not valid UTF-8");
+    assert_null(l);
+
+    assert_int_equal(cs_envlayer_load(*state, bad_list, &l, err,
+        sizeof(err)), -EINVAL);
+    assert_string_equal(err, "DD_TAGS: tags: not valid UTF-8");
+
+    assert_int_equal(cs_envlayer_load(*state, bad_proxy, &l, err,
+        sizeof(err)), -EINVAL);
+    assert_string_equal(err, "HTTPS_PROXY: proxy.https: not valid UTF-8");
+    assert_null(l);
+
+    l = layer(state, good);
+    assert_string_equal(cs_value_map_get(l, "hostname")->u.str.ptr,
+        "h\xc3\xb4" "te");
+    cs_value_free(l);
+}
+
 static void
 test_proxy(void **state)
 {
@@ -269,6 +300,7 @@ main(void)
         cmocka_unit_test(test_numbers_and_durations),
         cmocka_unit_test(test_errors_name_variable),
         cmocka_unit_test(test_proxy),
+        cmocka_unit_test(test_invalid_utf8_names_variable),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -235,6 +235,27 @@ test_invalid_arguments(void **state)
         sizeof(f->msg)), -EINVAL);
     assert_non_null(strstr(f->msg, "display_name"));
 
+    /* Fields go back out in proto3 strings, which must be UTF-8. */
+    a.display_name = "probe\xff";
+    assert_int_equal(cs_registry_register(f->reg, &a, id, &secs, f->msg,
+        sizeof(f->msg)), -EINVAL);
+    assert_string_equal(f->msg, "display_name is not valid UTF-8");
+    a.display_name = "ok";
+    a.flavor = "\xc0\xaf";
+    assert_int_equal(cs_registry_register(f->reg, &a, id, &secs, f->msg,
+        sizeof(f->msg)), -EINVAL);
+    assert_string_equal(f->msg, "flavor is not valid UTF-8");
+    a.flavor = "system_probe";
+    a.pid = "\xed\xa0\x80";
+    assert_int_equal(cs_registry_register(f->reg, &a, id, &secs, f->msg,
+        sizeof(f->msg)), -EINVAL);
+    assert_string_equal(f->msg, "pid is not valid UTF-8");
+    a.pid = "4242";
+    a.api_endpoint_uri = "unix:///r\xfe";
+    assert_int_equal(cs_registry_register(f->reg, &a, id, &secs, f->msg,
+        sizeof(f->msg)), -EINVAL);
+    assert_string_equal(f->msg, "api_endpoint_uri is not valid UTF-8");
+
     assert_int_equal(cs_shm_registry_stats(f->shm)->registered, 3);
 }
 

@@ -662,6 +662,68 @@ test_layers(void **state)
 }
 
 /*
+ * The backstop for bad input: an oversized key is -ENAMETOOLONG, text that
+ * is not UTF-8 (in the key, a string, a list item or a map key at any
+ * depth) is -EILSEQ, and neither spoils the transaction.
+ */
+static void
+test_bad_keys_and_text_refused(void **state)
+{
+    fixture_t *f = *state;
+    char key[CS_KEY_MAX + 2];
+    cs_store_txn_t *txn;
+    cs_value_t *ok, *bad, *inner;
+    cs_store_meta_t meta;
+    uint64_t seq;
+
+    memset(key, 'k', sizeof(key) - 1);
+    key[sizeof(key) - 1] = '\0';
+    ok = cs_value_string("fine");
+
+    assert_int_equal(cs_store_txn_begin(f->st, &txn), 0);
+    assert_int_equal(cs_store_layer_put(txn, "cli", key, ok), -ENAMETOOLONG);
+    assert_int_equal(cs_store_setting_change(txn, key, "cli", ok, NULL,
+        &seq), -ENAMETOOLONG);
+    key[CS_KEY_MAX] = '\0';
+    assert_int_equal(cs_store_layer_put(txn, "cli", key, ok), 0);
+    assert_int_equal(cs_store_setting_change(txn, key, "cli", ok, NULL,
+        &seq), 0);
+
+    assert_int_equal(cs_store_layer_put(txn, "cli", "bad\xffkey", ok),
+        -EILSEQ);
+    assert_int_equal(cs_store_setting_change(txn, "bad\xffkey", "cli", ok,
+        NULL, &seq), -EILSEQ);
+
+    bad = cs_value_string("host\xffname");
+    assert_int_equal(cs_store_layer_put(txn, "cli", "hostname", bad),
+        -EILSEQ);
+    assert_int_equal(cs_store_setting_change(txn, "hostname", "cli", bad,
+        NULL, &seq), -EILSEQ);
+    cs_value_free(bad);
+
+    bad = cs_value_map();
+    inner = cs_value_list();
+    assert_int_equal(cs_value_list_append(inner,
+        cs_value_string("\xed\xa0\x80")), 0);
+    assert_int_equal(cs_value_map_set(bad, "l", inner), 0);
+    assert_int_equal(cs_store_layer_put(txn, "cli", "tags", bad), -EILSEQ);
+    cs_value_free(bad);
+
+    bad = cs_value_map();
+    assert_int_equal(cs_value_map_set(bad, "k\xc0\xaf", cs_value_null()), 0);
+    assert_int_equal(cs_store_setting_change(txn, "m", "cli", bad, NULL,
+        &seq), -EILSEQ);
+    cs_value_free(bad);
+
+    assert_int_equal(cs_store_txn_commit(txn, NULL), 0);
+    cs_value_free(ok);
+
+    assert_int_equal(cs_store_meta_get(f->st, &meta), 0);
+    assert_int_equal(meta.head_seq, 1);
+    assert_int_equal(meta.setting_count, 1);
+}
+
+/*
  * A reader never sees an open write transaction: checked in-process and
  * from a separate read-only process.
  */
@@ -1087,6 +1149,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_changelog_trim_and_range,
             setup, teardown),
         cmocka_unit_test_setup_teardown(test_layers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_keys_and_text_refused,
+            setup, teardown),
         cmocka_unit_test_setup_teardown(test_readers_see_committed_only,
             setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_growth, setup, teardown),

@@ -187,6 +187,76 @@ test_clone_is_deep(void **state)
     cs_value_free(c);
 }
 
+#define UTF8(lit) cs_utf8_valid(lit, sizeof(lit) - 1)
+
+static void
+test_utf8_valid(void **state)
+{
+    (void) state;
+
+    assert_true(UTF8(""));
+    assert_true(UTF8("plain ascii"));
+    assert_true(UTF8("a\0b"));                      /* NUL is U+0000 */
+    assert_true(UTF8("\xc2\x80"));                   /* U+0080 */
+    assert_true(UTF8("caf\xc3\xa9"));
+    assert_true(UTF8("\xe0\xa0\x80"));               /* U+0800 */
+    assert_true(UTF8("\xed\x9f\xbf"));               /* U+D7FF */
+    assert_true(UTF8("\xee\x80\x80"));               /* U+E000 */
+    assert_true(UTF8("\xef\xbf\xbf"));               /* U+FFFF */
+    assert_true(UTF8("\xf0\x90\x80\x80"));           /* U+10000 */
+    assert_true(UTF8("\xf4\x8f\xbf\xbf"));           /* U+10FFFF */
+
+    assert_false(UTF8("host\xffname"));
+    assert_false(UTF8("\x80"));                      /* lone continuation */
+    assert_false(UTF8("\xc3"));                      /* truncated */
+    assert_false(UTF8("\xe2\x82"));
+    assert_false(UTF8("\xc3(\xa9"));
+    assert_false(UTF8("\xc0\xaf"));                  /* overlong '/' */
+    assert_false(UTF8("\xc1\xbf"));
+    assert_false(UTF8("\xe0\x9f\xbf"));              /* overlong U+07FF */
+    assert_false(UTF8("\xf0\x8f\xbf\xbf"));          /* overlong U+FFFF */
+    assert_false(UTF8("\xed\xa0\x80"));              /* U+D800 */
+    assert_false(UTF8("\xed\xbf\xbf"));              /* U+DFFF */
+    assert_false(UTF8("\xf4\x90\x80\x80"));          /* U+110000 */
+    assert_false(UTF8("\xf5\x80\x80\x80"));
+    assert_false(UTF8("\xfe"));
+    /* the length bounds the check, not a NUL */
+    assert_true(cs_utf8_valid("ok\xff", 2));
+    assert_false(cs_utf8_valid("\xc3\xa9", 1));
+}
+
+static void
+test_value_utf8_valid_recursive(void **state)
+{
+    cs_value_t *v, *inner, *list;
+
+    (void) state;
+    v = sample();
+    assert_true(cs_value_utf8_valid(v));
+    assert_true(cs_value_utf8_valid(NULL));
+
+    /* a bad string deep in a list in a map */
+    list = cs_value_list();
+    assert_int_equal(cs_value_list_append(list, cs_value_string("ok")), 0);
+    assert_int_equal(cs_value_list_append(list,
+        cs_value_string("b\xff" "d")), 0);
+    inner = cs_value_map();
+    assert_int_equal(cs_value_map_set(inner, "l", list), 0);
+    assert_int_equal(cs_value_map_set(v, "deep", inner), 0);
+    assert_false(cs_value_utf8_valid(v));
+    cs_value_free(v);
+
+    /* a bad map key */
+    v = cs_value_map();
+    assert_int_equal(cs_value_map_set(v, "k\xc0\xaf", cs_value_null()), 0);
+    assert_false(cs_value_utf8_valid(v));
+    cs_value_free(v);
+
+    v = cs_value_string("\xed\xa0\x80");
+    assert_false(cs_value_utf8_valid(v));
+    cs_value_free(v);
+}
+
 int
 main(void)
 {
@@ -197,6 +267,8 @@ main(void)
         cmocka_unit_test(test_equal_maps_encode_identically),
         cmocka_unit_test(test_json_form),
         cmocka_unit_test(test_clone_is_deep),
+        cmocka_unit_test(test_utf8_valid),
+        cmocka_unit_test(test_value_utf8_valid_recursive),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
