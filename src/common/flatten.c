@@ -12,6 +12,13 @@
 #include <string.h>
 #include <strings.h>
 
+/* The largest integer an int-typed key takes: 2^53 - 1, the last one a
+ * double (google.protobuf.Value's number) holds exactly with all below. */
+#define FLATTEN_INT_MAX 9007199254740991.0
+
+/* 2^63 nanoseconds, past Go's time.Duration. */
+#define FLATTEN_DURATION_MAX 9223372036854775808.0
+
 typedef struct {
     const cs_schema_t *schema;
     const char *name;
@@ -53,6 +60,69 @@ static const char *
 flatten_kind_name(const cs_yaml_node_t *node)
 {
     return node->kind == CS_YAML_SEQUENCE ? "a sequence" : "a mapping";
+}
+
+/* What a scalar type expects, for error messages. */
+static const char *
+flatten_type_what(cs_type_t type)
+{
+    switch (type) {
+    case CS_TYPE_BOOL:
+        return "a boolean";
+    case CS_TYPE_INT:
+        return "an integer";
+    case CS_TYPE_FLOAT:
+        return "a number";
+    case CS_TYPE_DURATION:
+        return "a duration";
+    default:
+        return "a string";
+    }
+}
+
+/* What is wrong with a key, or NULL when nothing is. */
+static const char *
+flatten_key_problem(const char *key, size_t len)
+{
+    size_t i;
+
+    if (len == 0) {
+        return "empty key";
+    }
+    if (len > CS_KEY_MAX) {
+        return "key too long";
+    }
+    if (!cs_utf8_valid(key, len)) {
+        return "key is not valid UTF-8";
+    }
+    for (i = 0; i < len; i++) {
+        if ((unsigned char) key[i] < 0x20 || key[i] == 0x7f) {
+            return "key contains control characters";
+        }
+    }
+
+    return NULL;
+}
+
+int
+cs_flatten_key_check(const char *key, char *err, size_t errlen)
+{
+    const char *problem;
+    size_t len = strlen(key);
+
+    problem = flatten_key_problem(key, len);
+    if (problem == NULL) {
+        return 0;
+    }
+
+    if (len > CS_KEY_MAX) {
+        snprintf(err, errlen, "%s (%zu bytes, at most %d)", problem, len,
+            CS_KEY_MAX);
+    } else {
+        snprintf(err, errlen, "%s", problem);
+    }
+
+    return -EINVAL;
 }
 
 static int
@@ -242,6 +312,14 @@ flatten_convert_scalar(cs_type_t type, const char *key,
         if (cs_yaml_scalar_number(node->text, &d, &is_int)
             && isfinite(d) && d == floor(d))
         {
+            /* Beyond 2^53 a double no longer holds every integer: the
+             * value streamed would not be the one written. */
+            if (fabs(d) > FLATTEN_INT_MAX) {
+                flatten_fail(err, errlen, name, node, key, "expected an "
+                    "integer between -%.0f and %.0f, got '%s'",
+                    FLATTEN_INT_MAX, FLATTEN_INT_MAX, node->text);
+                return -EINVAL;
+            }
             *out = cs_value_number(d);
             goto out_done;
         }
@@ -258,6 +336,13 @@ flatten_convert_scalar(cs_type_t type, const char *key,
 
     case CS_TYPE_DURATION:
         if (cs_duration_parse(node->text, &d) == 0) {
+            /* Go's time.Duration is int64 nanoseconds (about 292 years). */
+            if (!(fabs(d) < FLATTEN_DURATION_MAX)) {
+                flatten_fail(err, errlen, name, node, key, "expected a "
+                    "duration between -2562047h and 2562047h, got '%s'",
+                    node->text);
+                return -EINVAL;
+            }
             *out = cs_value_number(d);
             goto out_done;
         }
@@ -311,10 +396,10 @@ cs_flatten_convert(cs_type_t type, const char *key,
         break;
     }
 
+    /* A scalar-typed key takes no collection, whatever it holds. */
     if (node->kind != CS_YAML_SCALAR) {
         flatten_fail(err, errlen, name, node, key, "expected %s, got %s",
-            type == CS_TYPE_STRING ? "a string" : "a scalar",
-            flatten_kind_name(node));
+            flatten_type_what(type), flatten_kind_name(node));
         return -EINVAL;
     }
 
@@ -362,6 +447,23 @@ flatten_set(flatten_ctx_t *ctx, const char *key, cs_value_t *val,
 
 static int flatten_map(flatten_ctx_t *ctx, const cs_yaml_node_t *map,
     const char *prefix);
+
+/* A key the store could not hold, or that no one could type, is refused
+ * at its position rather than at commit. */
+static int
+flatten_key_bad(flatten_ctx_t *ctx, const char *key,
+    const cs_yaml_node_t *at)
+{
+    char msg[128];
+
+    if (cs_flatten_key_check(key, msg, sizeof(msg)) == 0) {
+        return 0;
+    }
+
+    snprintf(ctx->err, ctx->errlen, "%s:%d:%d: %s", ctx->name, at->line,
+        at->column, msg);
+    return -EINVAL;
+}
 
 static int
 flatten_has_dotted_key(const cs_yaml_node_t *map)
@@ -432,6 +534,12 @@ flatten_map(flatten_ctx_t *ctx, const cs_yaml_node_t *map,
         /* The agent's keys are case-insensitive: it lower-cases them. */
         for (j = 0; key[j] != '\0'; j++) {
             key[j] = (char) tolower((unsigned char) key[j]);
+        }
+
+        rc = flatten_key_bad(ctx, key, map->keys[i]);
+        if (rc < 0) {
+            free(key);
+            return rc;
         }
 
         rc = flatten_entry(ctx, key, map->keys[i], map->items[i]);
@@ -522,6 +630,11 @@ cs_flatten_value_parse(const cs_schema_t *schema, const char *key,
     const cs_schema_key_t *sk;
     cs_yaml_node_t *node = NULL;
     int rc;
+
+    rc = cs_flatten_key_check(key, err, errlen);
+    if (rc < 0) {
+        return rc;
+    }
 
     rc = cs_yaml_load_buffer(text, strlen(text), key, CS_YAML_ANY_TOP,
         &node, err, errlen);

@@ -74,9 +74,25 @@ int cs_flatten_convert(cs_type_t type, const char *key,
     char *err, size_t errlen);
 
 /*
- * A value written on a command line (configstream-ctl set): text is
- * parsed as a YAML scalar or flow collection, then typed for key.
- * Errors read "key: expected an integer, got 'abc'".
+ * A key that can be a setting: 1 to CS_KEY_MAX bytes of UTF-8 without
+ * control characters. Else -EINVAL with "empty key", "key too long (N
+ * bytes, at most 255)", "key is not valid UTF-8" or "key contains
+ * control characters" in err (the key itself is not repeated). Keys
+ * written in a file are checked too, with their position.
+ */
+int cs_flatten_key_check(const char *key, char *err, size_t errlen);
+
+/*
+ * A value written on a command line (configstream-ctl set): key is
+ * checked as above, text is parsed as a YAML scalar or flow collection,
+ * then typed for key. Errors read "key: expected an integer, got 'abc'".
+ *
+ * Typing, here and in files: a scalar-typed key (bool, int, float,
+ * duration, string) refuses a sequence or mapping ("expected a boolean,
+ * got a mapping"). An int-typed key takes integers of at most 2^53 - 1
+ * either side of 0, the range a double (the wire's number) holds exactly;
+ * a duration at most 2^63 - 1 nanoseconds either side of 0, Go's
+ * time.Duration range.
  */
 int cs_flatten_value_parse(const cs_schema_t *schema, const char *key,
     const char *text, cs_value_t **out, char *err, size_t errlen);

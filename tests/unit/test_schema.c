@@ -403,7 +403,7 @@ test_typing_numbers(void **state)
     assert_int_equal(flat(*state, "cmd_port: [1]\n", &f, err, sizeof(err)),
         -EINVAL);
     assert_string_equal(err,
-        "t.yaml:1:11: cmd_port: expected a scalar, got a sequence");
+        "t.yaml:1:11: cmd_port: expected an integer, got a sequence");
     assert_int_equal(flat(*state, "remote_agent_registry:\n"
         "  idle_timeout: soon\n", &f, err, sizeof(err)), -EINVAL);
     assert_string_equal(err, "t.yaml:2:17: remote_agent_registry."
@@ -532,6 +532,144 @@ test_value_parse(void **state)
     assert_string_equal(err, "cmd_port: expected an integer, got 'abc'");
 }
 
+/*
+ * An int-typed key takes what a double holds exactly (|n| < 2^53); a
+ * duration what Go's time.Duration holds. Larger numbers are refused
+ * rather than streamed rounded (1e+20 for a port).
+ */
+static void
+test_typing_ranges(void **state)
+{
+    cs_value_t *v;
+    char err[256];
+
+    assert_int_equal(cs_flatten_value_parse(*state, "cmd_port",
+        "9007199254740991", &v, err, sizeof(err)), 0);
+    assert_true(v->u.number == 9007199254740991.0);
+    cs_value_free(v);
+    assert_int_equal(cs_flatten_value_parse(*state, "cmd_port",
+        "-9007199254740991", &v, err, sizeof(err)), 0);
+    cs_value_free(v);
+
+    assert_int_equal(cs_flatten_value_parse(*state, "cmd_port",
+        "99999999999999999999", &v, err, sizeof(err)), -EINVAL);
+    assert_string_equal(err, "cmd_port: expected an integer between "
+        "-9007199254740991 and 9007199254740991, got '99999999999999999999'");
+    assert_int_equal(cs_flatten_value_parse(*state, "cmd_port",
+        "9007199254740992", &v, err, sizeof(err)), -EINVAL);
+    assert_int_equal(cs_flatten_value_parse(*state, "cmd_port",
+        "9007199254740993", &v, err, sizeof(err)), -EINVAL);
+    assert_int_equal(cs_flatten_value_parse(*state, "cmd_port",
+        "-0x20000000000000", &v, err, sizeof(err)), -EINVAL);
+    assert_int_equal(cs_flatten_value_parse(*state, "cmd_port", "1e20", &v,
+        err, sizeof(err)), -EINVAL);
+
+    assert_int_equal(flat(*state, "cmd_port: 18446744073709551615\n", &v,
+        err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "t.yaml:1:11: cmd_port: expected an integer "
+        "between"));
+
+    assert_int_equal(cs_flatten_value_parse(*state,
+        "remote_agent_registry.idle_timeout", "2562047h", &v, err,
+        sizeof(err)), 0);
+    cs_value_free(v);
+    assert_int_equal(cs_flatten_value_parse(*state,
+        "remote_agent_registry.idle_timeout", "2562048h", &v, err,
+        sizeof(err)), -EINVAL);
+    assert_string_equal(err, "remote_agent_registry.idle_timeout: expected "
+        "a duration between -2562047h and 2562047h, got '2562048h'");
+    assert_int_equal(cs_flatten_value_parse(*state,
+        "remote_agent_registry.idle_timeout", "1e300", &v, err,
+        sizeof(err)), -EINVAL);
+}
+
+/* A collection given to a scalar-typed key is refused, for every type. */
+static void
+test_scalar_types_refuse_collections(void **state)
+{
+    static const struct {
+        const char *key, *text, *err;
+    } cases[] = {
+        { "logs_enabled", "{x: 1}",
+          "logs_enabled: expected a boolean, got a mapping" },
+        { "logs_enabled", "[true]",
+          "logs_enabled: expected a boolean, got a sequence" },
+        { "cmd_port", "{x: 1}",
+          "cmd_port: expected an integer, got a mapping" },
+        { "apm_config.max_memory", "[1.5]",
+          "apm_config.max_memory: expected a number, got a sequence" },
+        { "remote_agent_registry.idle_timeout", "{s: 30}",
+          "remote_agent_registry.idle_timeout: expected a duration, got a "
+          "mapping" },
+        { "hostname", "{x: 1}", "hostname: expected a string, got a mapping" },
+    };
+    cs_value_t *v = NULL;
+    char err[256];
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(cs_flatten_value_parse(*state, cases[i].key,
+            cases[i].text, &v, err, sizeof(err)), -EINVAL);
+        assert_string_equal(err, cases[i].err);
+        assert_null(v);
+    }
+
+    /* An unknown key keeps the type it was written in. */
+    assert_int_equal(cs_flatten_value_parse(*state, "logs_config.enabled",
+        "{x: 1}", &v, err, sizeof(err)), 0);
+    assert_int_equal(v->kind, CS_VAL_MAP);
+    cs_value_free(v);
+}
+
+/* Keys the store could not hold or a client could not read. */
+static void
+test_key_checks(void **state)
+{
+    char key[CS_KEY_MAX + 2], text[CS_KEY_MAX + 16];
+    cs_value_t *v;
+    char err[256];
+
+    memset(key, 'k', sizeof(key) - 1);
+    key[sizeof(key) - 1] = '\0';
+    assert_int_equal(cs_flatten_value_parse(*state, key, "1", &v, err,
+        sizeof(err)), -EINVAL);
+    assert_string_equal(err, "key too long (256 bytes, at most 255)");
+    key[CS_KEY_MAX] = '\0';
+    assert_int_equal(cs_flatten_value_parse(*state, key, "1", &v, err,
+        sizeof(err)), 0);
+    cs_value_free(v);
+
+    assert_int_equal(cs_flatten_value_parse(*state, "", "1", &v, err,
+        sizeof(err)), -EINVAL);
+    assert_string_equal(err, "empty key");
+    assert_int_equal(cs_flatten_value_parse(*state, "bad\xffkey", "v", &v,
+        err, sizeof(err)), -EINVAL);
+    assert_string_equal(err, "key is not valid UTF-8");
+    assert_int_equal(cs_flatten_value_parse(*state, "a\x01" "b", "v", &v,
+        err, sizeof(err)), -EINVAL);
+    assert_string_equal(err, "key contains control characters");
+    assert_int_equal(cs_flatten_value_parse(*state, "a\tb", "v", &v,
+        err, sizeof(err)), -EINVAL);
+    assert_int_equal(cs_flatten_value_parse(*state, "caf\xc3\xa9", "v", &v,
+        err, sizeof(err)), 0);
+    cs_value_free(v);
+
+    /* In a file, the dotted key counts, at the position of its last part. */
+    memset(text, 0, sizeof(text));
+    memcpy(text, "a:\n  ", 5);
+    memset(text + 5, 'k', CS_KEY_MAX - 1);
+    strcat(text, ": 1\n");
+    assert_int_equal(flat(*state, text, &v, err, sizeof(err)), -EINVAL);
+    assert_string_equal(err, "t.yaml:2:3: key too long (256 bytes, at most "
+        "255)");
+    assert_int_equal(flat(*state, "site: x\n\"\": 1\n", &v, err,
+        sizeof(err)), -EINVAL);
+    assert_string_equal(err, "t.yaml:2:1: empty key");
+    assert_int_equal(flat(*state, "\"a\\x01b\": 1\n", &v, err,
+        sizeof(err)), -EINVAL);
+    assert_string_equal(err, "t.yaml:1:1: key contains control characters");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -552,6 +690,9 @@ main(int argc, char **argv)
         cmocka_unit_test(test_typing_collections),
         cmocka_unit_test(test_flatten_shapes),
         cmocka_unit_test(test_value_parse),
+        cmocka_unit_test(test_typing_ranges),
+        cmocka_unit_test(test_scalar_types_refuse_collections),
+        cmocka_unit_test(test_key_checks),
     };
 
     source_dir = argc > 1 ? argv[1] : NULL;
