@@ -635,6 +635,10 @@ cs_flatten_value_parse(const cs_schema_t *schema, const char *key,
     if (rc < 0) {
         return rc;
     }
+    if (!cs_utf8_valid(text, strlen(text))) {
+        snprintf(err, errlen, "%s: value is not valid UTF-8", key);
+        return -EINVAL;
+    }
 
     rc = cs_yaml_load_buffer(text, strlen(text), key, CS_YAML_ANY_TOP,
         &node, err, errlen);

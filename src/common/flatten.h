@@ -84,8 +84,9 @@ int cs_flatten_key_check(const char *key, char *err, size_t errlen);
 
 /*
  * A value written on a command line (configstream-ctl set): key is
- * checked as above, text is parsed as a YAML scalar or flow collection,
- * then typed for key. Errors read "key: expected an integer, got 'abc'".
+ * checked as above, text must be UTF-8 ("key: value is not valid
+ * UTF-8"), is parsed as a YAML scalar or flow collection, then typed for
+ * key. Errors read "key: expected an integer, got 'abc'".
  *
  * Typing, here and in files: a scalar-typed key (bool, int, float,
  * duration, string) refuses a sequence or mapping ("expected a boolean,

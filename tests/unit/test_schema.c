@@ -648,6 +648,9 @@ test_key_checks(void **state)
     assert_int_equal(cs_flatten_value_parse(*state, "a\x01" "b", "v", &v,
         err, sizeof(err)), -EINVAL);
     assert_string_equal(err, "key contains control characters");
+    assert_int_equal(cs_flatten_value_parse(*state, "k", "bad\xff", &v,
+        err, sizeof(err)), -EINVAL);
+    assert_string_equal(err, "k: value is not valid UTF-8");
     assert_int_equal(cs_flatten_value_parse(*state, "a\tb", "v", &v,
         err, sizeof(err)), -EINVAL);
     assert_int_equal(cs_flatten_value_parse(*state, "caf\xc3\xa9", "v", &v,
