@@ -259,6 +259,7 @@ control_serve(cs_control_t *c, int slot)
     Configstream__Control__V1__ControlResponse resp =
         CONFIGSTREAM__CONTROL__V1__CONTROL_RESPONSE__INIT;
     Configstream__Control__V1__ControlRequest *req;
+    char toobig[64];
     uint8_t *buf;
     ssize_t n;
     size_t len;
@@ -274,17 +275,26 @@ control_serve(cs_control_t *c, int slot)
         rc = 0;
         goto out_free;
     }
-    if (n <= 0 || n > CS_CONTROL_MSG_MAX) {
+    if (n <= 0) {
         goto out_free;
     }
 
-    req = configstream__control__v1__control_request__unpack(NULL,
-        (size_t) n, buf);
-    if (req == NULL) {
-        resp.error = "malformed control request";
+    /* MSG_TRUNC gave the datagram's real length: say why it is refused
+     * rather than hang up on the client. */
+    req = NULL;
+    if (n > CS_CONTROL_MSG_MAX) {
+        snprintf(toobig, sizeof(toobig), "request too large (%zd bytes, at "
+            "most %d)", n, CS_CONTROL_MSG_MAX);
+        resp.error = toobig;
     } else {
-        c->handler(req, &resp, c->arg);
-        handled = 1;
+        req = configstream__control__v1__control_request__unpack(NULL,
+            (size_t) n, buf);
+        if (req == NULL) {
+            resp.error = "malformed control request";
+        } else {
+            c->handler(req, &resp, c->arg);
+            handled = 1;
+        }
     }
 
     len = configstream__control__v1__control_response__get_packed_size(
@@ -376,7 +386,13 @@ cs_control_call(const char *path,
     }
 
     len = configstream__control__v1__control_request__get_packed_size(req);
-    buf = malloc(len > CS_CONTROL_MSG_MAX ? len : CS_CONTROL_MSG_MAX);
+    if (len > CS_CONTROL_MSG_MAX) {
+        snprintf(err, errlen, "request too large (%zu bytes, at most %d)",
+            len, CS_CONTROL_MSG_MAX);
+        return -EMSGSIZE;
+    }
+
+    buf = malloc(CS_CONTROL_MSG_MAX);
     if (buf == NULL) {
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;

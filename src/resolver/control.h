@@ -24,7 +24,12 @@
 
 #include "configstream/control.pb-c.h"
 
-/* Largest request or response datagram. */
+/*
+ * Largest request or response datagram. A larger request is answered
+ * with the error "request too large (N bytes, at most 65536)";
+ * cs_control_call() refuses to send one, with the same text and
+ * -EMSGSIZE.
+ */
 #define CS_CONTROL_MSG_MAX (64 * 1024)
 
 typedef struct cs_control cs_control_t;

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """configstream-ctl against a running configstream-resolver: set, unset,
-get, status and reload; wrong-typed values refused; runtime values kept
-across a resolver restart; clear errors when the resolver is not running.
+get, status and reload; wrong-typed values, bad keys, text that is not
+UTF-8 and oversized requests refused; runtime values kept across a
+resolver restart; clear errors when the resolver is not running.
 
 usage: test_resolver_ctl.py RESOLVER CTL [DUMP]
 """
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 
@@ -64,6 +66,40 @@ def main():
         rc, out, err = run.ctl(["set", "logs_config", "{enabled: true}"])
         check(rc == 1 and "logs_config is a section" in err,
               "section set: exit %d: %s" % (rc, err))
+
+        # Bad keys, text that is not UTF-8, out-of-range numbers,
+        # collections for scalar keys and oversized requests are refused
+        # with one clear line, and change nothing.
+        refused = [
+            ([b"bad\xffkey", b"v"], b"key is not valid UTF-8"),
+            ([b"k", b"bad\xffvalue"], b"k: value is not valid UTF-8"),
+            ([b"a\x01b", b"v"], b"key contains control characters"),
+            ([b"k" * 600, b"1"], b"key too long (600 bytes, at most 255)"),
+            ([b"cmd_port", b"99999999999999999999"],
+             b"cmd_port: expected an integer between"),
+            ([b"logs_enabled", b"{x: 1}"],
+             b"logs_enabled: expected a boolean, got a mapping"),
+            ([b"k", b"v" * 70000], b"request too large ("),
+        ]
+        for args, want in refused:
+            p = subprocess.run([run.ctl_bin, "--socket", run.socket, "set"]
+                               + args, capture_output=True, timeout=30)
+            what = repr(args)[:60]
+            check(p.returncode == 1 and want in p.stderr,
+                  "set %s: exit %d: %r" % (what, p.returncode, p.stderr))
+            check(len(p.stderr.strip().splitlines()) == 1,
+                  "set %s: more than one line" % what)
+        check(run.head() == h0, "a refused set moved the head")
+
+        # The resolver answers an oversized request rather than hang up.
+        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
+            s.settimeout(10)
+            s.connect(run.socket)
+            s.send(b"x" * 70000)
+            answer = s.recv(65536)
+        check(b"request too large (70000 bytes, at most 65536)" in answer,
+              "oversized request answered %r" % answer[:80])
+        check(run.ctl(["status"])[0] == 0, "resolver gone after big request")
 
         ok(run, ["set", "cmd_port", "6000"])
         g = run.get("cmd_port")
