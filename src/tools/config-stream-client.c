@@ -602,7 +602,9 @@ cli_stream(cli_t *cli)
         gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
 
     memset(ops, 0, sizeof(ops));
+    /* While the daemon restarts, wait for it rather than fail at once. */
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[0].flags = GRPC_INITIAL_METADATA_WAIT_FOR_READY;
     ops[0].data.send_initial_metadata.count = nmd;
     ops[0].data.send_initial_metadata.metadata = md;
     ops[1].op = GRPC_OP_SEND_MESSAGE;
@@ -619,8 +621,14 @@ cli_stream(cli_t *cli)
     ops[0].data.recv_status_on_client.trailing_metadata = &trailers;
     grpc_call_start_batch(call, ops, 1, &status_tag, NULL);
 
-    grpc_completion_queue_pluck(cli->cq, &start_tag,
-        gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    /* The start waits for the daemon; the end or a signal cuts it short. */
+    if (!cli_wait(cli, &start_tag, &ok, &stop)) {
+        grpc_call_cancel(call, NULL);
+        grpc_completion_queue_pluck(cli->cq, &start_tag,
+            gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        end = cli->errors ? CLI_STREAM_FAILED : CLI_STREAM_DONE;
+        stop = 1;
+    }
 
     while (!stop) {
         memset(ops, 0, sizeof(ops));
@@ -797,6 +805,19 @@ cli_read_roots(const char *path)
 static int
 cli_connect(cli_t *cli)
 {
+    /*
+     * The daemon is local: reconnect within a second of it coming back,
+     * rather than after gRPC's default back-off of up to two minutes.
+     */
+    grpc_arg backoff[] = {
+        { GRPC_ARG_INTEGER, GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+          { .integer = 100 } },
+        { GRPC_ARG_INTEGER, GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
+          { .integer = 100 } },
+        { GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+          { .integer = 1000 } },
+    };
+    grpc_channel_args args = { 3, backoff };
     grpc_channel_credentials *creds;
     char *roots, err[256];
     int rc;
@@ -823,7 +844,7 @@ cli_connect(cli_t *cli)
         free(roots);
     }
 
-    cli->channel = grpc_channel_create(cli->address, creds, NULL);
+    cli->channel = grpc_channel_create(cli->address, creds, &args);
     grpc_channel_credentials_release(creds);
     cli->cq = grpc_completion_queue_create_for_pluck(NULL);
     return 0;

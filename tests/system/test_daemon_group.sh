@@ -253,6 +253,18 @@ for p in $children; do
     kill -0 "$p" 2>/dev/null && fail "child $p survived the stop"
 done
 
+# --- a full restart ----------------------------------------------------------
+# The client waits for the daemon to come back and carries on, on the
+# same session (the segment outlived the group).
+sleep 3
+"$DAEMON" -c "$TMP/datadog.yaml" 2>>"$TMP/log" &
+DPID=$!
+set_and_see "after a full restart"
+kill -TERM "$DPID"
+wait_for 20 bash -c "! kill -0 $DPID" || fail "configstreamd did not stop"
+wait "$DPID"
+DPID=
+
 kill -TERM "$CPID" 2>/dev/null
 wait "$CPID" 2>/dev/null
 CPID=
