@@ -125,6 +125,15 @@ fe_stream_snapshot(fe_call_t *c)
     c->next_seq = head + 1;
     c->resync = 0;
     c->joined = 1;
+
+    /*
+     * A change published after the snapshot was read but before this
+     * subscriber counted as joined woke the notifier too early for it:
+     * wake it again rather than leave the change for its next tick.
+     */
+    if (cs_shm_head(srv->shm) > head) {
+        cs_shm_wake(srv->shm);
+    }
     atomic_fetch_add(&srv->stats->snapshots_sent, 1);
     bytes = grpc_slice_new_with_len(buf, len, fe_free_sized);
     fe_stream_send(c, bytes);
