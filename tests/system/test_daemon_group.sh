@@ -34,6 +34,8 @@ for f in "$DAEMON" "$CLIENT" "$CTL" "$DUMP" \
 done
 [ -f "$CONFIG_SRC" ] || { echo "SKIP: no fixture $CONFIG_SRC"; exit 77; }
 
+. "$(dirname "$0")/lib.sh"
+
 TMP=$(mktemp -d /tmp/cs-daemon-group-XXXXXX)
 DPID=
 CPID=
@@ -57,30 +59,6 @@ fail() {
     exit 1
 }
 
-free_port() {
-    python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
-
-wait_for() {
-    local limit=$(( $1 * 20 )) i=0
-    shift
-    while ! "$@" >/dev/null 2>&1; do
-        i=$((i + 1))
-        [ "$i" -ge "$limit" ] && return 1
-        sleep 0.05
-    done
-}
-
-procs() { cat "$TMP/run/configstream/configstreamd.procs"; }
-pid_of() {
-    procs | awk -v r="$1" -v i="$2" '$1 == r && $2 == i { print $3 }'
-}
-state_of() {
-    procs | awk -v r="$1" -v i="$2" '$1 == r && $2 == i { print $4 }'
-}
 metric() {
     curl -sf "http://127.0.0.1:$TPORT/metrics" |
         awk -v m="$1" '$1 == m { print $2 }'

@@ -25,6 +25,8 @@ done
 # Invalid YAML on purpose (fixtures README).
 INVALID="ordnance-docker.yaml invalid-shell-lines.yaml"
 
+. "$(dirname "$0")/lib.sh"
+
 TMP=$(mktemp -d /tmp/cs-daemon-real-XXXXXX)
 DPID=
 trap 'cleanup' EXIT
@@ -41,23 +43,6 @@ fail() {
     echo "FAIL: $*" >&2
     tail -n 30 "$TMP/log" >&2
     exit 1
-}
-
-free_port() {
-    python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
-
-wait_for() {
-    local limit=$(( $1 * 20 )) i=0
-    shift
-    while ! "$@" >/dev/null 2>&1; do
-        i=$((i + 1))
-        [ "$i" -ge "$limit" ] && return 1
-        sleep 0.05
-    done
 }
 
 compare() {

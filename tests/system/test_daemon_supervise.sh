@@ -16,6 +16,8 @@ set -u
 DAEMON=$1
 FAKE=$2
 DEPLOY=$3
+. "$(dirname "$0")/lib.sh"
+
 TMP=$(mktemp -d /tmp/cs-daemon-test-XXXXXX)
 DPID=
 NPID=
@@ -40,32 +42,6 @@ cleanup() {
     rm -rf "$TMP"
 }
 
-free_port() {
-    python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
-
-# wait_for SECONDS COMMAND...: poll every 50 ms, bounded.
-wait_for() {
-    local limit=$(( $1 * 20 )) i=0
-    shift
-    while ! "$@" >/dev/null 2>&1; do
-        i=$((i + 1))
-        [ "$i" -ge "$limit" ] && return 1
-        sleep 0.05
-    done
-    return 0
-}
-
-procs() { cat "$TMP/run/configstream/configstreamd.procs"; }
-pid_of() {
-    procs | awk -v r="$1" -v i="$2" '$1 == r && $2 == i { print $3 }'
-}
-state_of() {
-    procs | awk -v r="$1" -v i="$2" '$1 == r && $2 == i { print $4 }'
-}
 
 mkdir -p "$TMP/libexec"
 for role in broker resolver frontend; do

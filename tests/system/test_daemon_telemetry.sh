@@ -19,6 +19,8 @@ for f in "$DAEMON" "$CLIENT" "$CTL" \
     [ -x "$f" ] || { echo "SKIP: $f is not built"; exit 77; }
 done
 
+. "$(dirname "$0")/lib.sh"
+
 TMP=$(mktemp -d /tmp/cs-daemon-telemetry-XXXXXX)
 DPID=
 CLIENTS=
@@ -41,23 +43,6 @@ fail() {
     curl -s "http://127.0.0.1:$TPORT/metrics" | grep -v '^#' >&2
     tail -n 20 "$TMP/log" >&2
     exit 1
-}
-
-free_port() {
-    python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
-
-wait_for() {
-    local limit=$(( $1 * 20 )) i=0
-    shift
-    while ! "$@" >/dev/null 2>&1; do
-        i=$((i + 1))
-        [ "$i" -ge "$limit" ] && return 1
-        sleep 0.05
-    done
 }
 
 metric() {

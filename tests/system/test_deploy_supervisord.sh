@@ -22,6 +22,8 @@ for f in "$CLIENT" "$CTL" "$BUILD/src/broker/configstream-broker" \
     [ -x "$f" ] || { echo "SKIP: $f is not built"; exit 77; }
 done
 
+. "$(dirname "$0")/lib.sh"
+
 TMP=$(mktemp -d /tmp/cs-deploy-supervisord-XXXXXX)
 SPID=
 trap 'cleanup' EXIT
@@ -43,23 +45,6 @@ fail() {
     ctl_sv status >&2
     tail -n 20 "$TMP"/logs/*.log "$TMP/supervisord.log" >&2 2>/dev/null
     exit 1
-}
-
-free_port() {
-    python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
-
-wait_for() {
-    local limit=$(( $1 * 20 )) i=0
-    shift
-    while ! "$@" >/dev/null 2>&1; do
-        i=$((i + 1))
-        [ "$i" -ge "$limit" ] && return 1
-        sleep 0.05
-    done
 }
 
 ctl_sv() { supervisorctl -c "$TMP/supervisord.conf" "$@"; }
