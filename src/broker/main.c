@@ -26,6 +26,7 @@
 #include "broker_client.h"
 #include "config.h"
 #include "configstream/broker.pb-c.h"
+#include "fsutil.h"
 #include "log.h"
 #include "metrics.h"
 #include "registry.h"
@@ -69,46 +70,6 @@ broker_usage(FILE *out, const char *prog)
         "                      supervisord or systemd; configstreamd\n"
         "                      serves it itself)\n"
         "  -h, --help          show this help\n", slash ? slash + 1 : prog);
-}
-
-static int
-broker_mkdirs(const char *file)
-{
-    char *dir, *p;
-    int rc = 0;
-
-    dir = strdup(file);
-    if (dir == NULL) {
-        return -ENOMEM;
-    }
-
-    p = strrchr(dir, '/');
-    if (p == NULL || p == dir) {
-        goto out_free;
-    }
-    *p = '\0';
-
-    for (p = dir + 1; ; p++) {
-        if (*p != '/' && *p != '\0') {
-            continue;
-        }
-        char saved = *p;
-
-        *p = '\0';
-        if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
-            rc = -errno;
-            cs_log_error("broker", "mkdir %s: %s", dir, strerror(errno));
-            goto out_free;
-        }
-        *p = saved;
-        if (saved == '\0') {
-            break;
-        }
-    }
-
-out_free:
-    free(dir);
-    return rc;
 }
 
 static uint32_t
@@ -680,12 +641,16 @@ static int
 broker_setup(broker_t *b)
 {
     cs_registry_params_t params;
+    const char *failed = "";
     int rc;
 
-    if (broker_mkdirs(b->cfg.shm_path) < 0
-        || broker_mkdirs(b->cfg.broker_socket) < 0)
-    {
-        return -EIO;
+    rc = cs_mkdir_parent(b->cfg.shm_path, 0700, &failed);
+    if (rc == 0) {
+        rc = cs_mkdir_parent(b->cfg.broker_socket, 0700, &failed);
+    }
+    if (rc < 0) {
+        cs_log_error("broker", "mkdir %s: %s", failed, strerror(-rc));
+        return rc;
     }
 
     rc = broker_open_segment(b);

@@ -26,6 +26,7 @@
 #include <openssl/x509v3.h>
 
 #include "credentials.h"
+#include "fsutil.h"
 
 #define CS_TOKEN_BYTES      32
 #define CS_CERT_DAYS        3650
@@ -62,49 +63,6 @@ cs_cred_ssl_reason(void)
     ERR_error_string_n(e, buf, sizeof(buf));
     ERR_clear_error();
     return buf;
-}
-
-/* mkdir -p of the directory that holds path; new directories are 0700. */
-static int
-cs_cred_make_parent(const char *path, char *err, size_t errlen)
-{
-    char *dir, *p;
-    int rc = 0;
-
-    dir = strdup(path);
-    if (dir == NULL) {
-        return -ENOMEM;
-    }
-
-    p = strrchr(dir, '/');
-    if (p == NULL || p == dir) {
-        goto out_free;
-    }
-    *p = '\0';
-
-    for (p = dir + 1; ; p++) {
-        if (*p != '/' && *p != '\0') {
-            continue;
-        }
-
-        char saved = *p;
-
-        *p = '\0';
-        if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-            rc = -errno;
-            cs_cred_err(err, errlen, "mkdir %s: %s", dir, strerror(errno));
-            goto out_free;
-        }
-        *p = saved;
-
-        if (saved == '\0') {
-            break;
-        }
-    }
-
-out_free:
-    free(dir);
-    return rc;
 }
 
 /* Read a whole (small) file into a NUL-terminated malloc'ed buffer. */
@@ -645,6 +603,7 @@ int
 cs_credentials_ensure(const char *token_path, const char *cert_path,
     char *err, size_t errlen)
 {
+    const char *failed = "";
     int lock_fd, rc;
 
     if (token_path == NULL || cert_path == NULL) {
@@ -652,11 +611,12 @@ cs_credentials_ensure(const char *token_path, const char *cert_path,
         return -EINVAL;
     }
 
-    rc = cs_cred_make_parent(token_path, err, errlen);
+    rc = cs_mkdir_parent(token_path, 0700, &failed);
     if (rc == 0) {
-        rc = cs_cred_make_parent(cert_path, err, errlen);
+        rc = cs_mkdir_parent(cert_path, 0700, &failed);
     }
     if (rc < 0) {
+        cs_cred_err(err, errlen, "mkdir %s: %s", failed, strerror(-rc));
         return rc;
     }
 

@@ -38,6 +38,7 @@
 
 #include "config.h"
 #include "credentials.h"
+#include "fsutil.h"
 #include "log.h"
 #include "metrics.h"
 #include "proctable.h"
@@ -105,35 +106,6 @@ cs_sup_notify(const char *state)
 #else
     (void)state;
 #endif
-}
-
-static int
-cs_sup_mkdir_p(const char *path, mode_t mode)
-{
-    char buf[PATH_MAX];
-    size_t len = strlen(path);
-
-    if (len == 0 || len >= sizeof(buf)) {
-        return -ENAMETOOLONG;
-    }
-    memcpy(buf, path, len + 1);
-
-    for (char *p = buf + 1; ; p++) {
-        if (*p != '/' && *p != '\0') {
-            continue;
-        }
-
-        char saved = *p;
-
-        *p = '\0';
-        if (mkdir(buf, mode) != 0 && errno != EEXIST) {
-            return -errno;
-        }
-        *p = saved;
-        if (saved == '\0') {
-            return 0;
-        }
-    }
 }
 
 static int
@@ -269,15 +241,16 @@ static int
 cs_sup_prepare(cs_sup_t *s)
 {
     char dir[PATH_MAX], err[512];
+    const char *failed = dir;
     int rc;
 
     snprintf(dir, sizeof(dir), "%s/configstream", s->cfg.run_path);
-    rc = cs_sup_mkdir_p(s->cfg.run_path, 0755);
+    rc = cs_mkdir_p(s->cfg.run_path, 0755, &failed);
     if (rc == 0) {
-        rc = cs_sup_mkdir_p(dir, 0750);
+        rc = cs_mkdir_p(dir, 0750, &failed);
     }
     if (rc < 0) {
-        cs_log_error("main", "mkdir %s: %s", dir, strerror(-rc));
+        cs_log_error("main", "mkdir %s: %s", failed, strerror(-rc));
         return rc;
     }
 
