@@ -216,6 +216,15 @@ test_fleet_layer(void **state)
         err, sizeof(err)), -EINVAL);
     assert_non_null(strstr(err, "20-b.yaml:2:1: "));
 
+    /* A policy that is a FIFO is refused, not waited on. */
+    unlink(path);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    alarm(10);
+    assert_int_equal(cs_resolve_load_fleet_layer(schema, dir, &layer, NULL,
+        err, sizeof(err)), -EINVAL);
+    alarm(0);
+    assert_non_null(strstr(err, "20-b.yaml: not a regular file"));
+
     unlink(path);
     snprintf(path, sizeof(path), "%s/10-a.yaml", dir);
     unlink(path);
