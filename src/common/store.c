@@ -31,6 +31,7 @@
 #include <lmdb.h>
 
 #include "datadog/model/v1/model.pb-c.h"
+#include "fsutil.h"
 
 #define STORE_MAPSIZE_DEFAULT   (64UL << 20)
 #define STORE_MAPSIZE_MAX       (1UL << 40)
@@ -303,32 +304,6 @@ store_oldest(MDB_txn *txn, MDB_dbi dbi, uint64_t head, uint64_t *oldest)
  * Opening.
  */
 
-static int
-store_mkdirs(const char *dir)
-{
-    char path[PATH_MAX];
-    size_t i, len;
-
-    len = strlen(dir);
-    if (len == 0 || len >= sizeof(path)) {
-        return -ENAMETOOLONG;
-    }
-    memcpy(path, dir, len + 1);
-
-    for (i = 1; i <= len; i++) {
-        if (path[i] != '/' && path[i] != '\0') {
-            continue;
-        }
-        path[i] = '\0';
-        if (mkdir(path, 0700) != 0 && errno != EEXIST) {
-            return -errno;
-        }
-        path[i] = dir[i];
-    }
-
-    return 0;
-}
-
 /* Write a new store's meta: layout, a random epoch, an empty history. */
 static int
 store_meta_init(MDB_txn *txn, MDB_dbi dbi, char *err, size_t errlen)
@@ -590,6 +565,7 @@ cs_store_open(cs_store_t **stp, const char *dir, int flags, char *err,
     size_t errlen)
 {
     pthread_rwlockattr_t attr;
+    const char *failed = dir;
     char path[PATH_MAX];
     cs_store_t *st;
     char dummy[1];
@@ -602,9 +578,9 @@ cs_store_open(cs_store_t **stp, const char *dir, int flags, char *err,
     *stp = NULL;
 
     if ((flags & CS_STORE_CREATE) && !(flags & CS_STORE_RDONLY)) {
-        rc = store_mkdirs(dir);
+        rc = cs_mkdir_p(dir, 0700, &failed);
         if (rc != 0) {
-            snprintf(err, errlen, "mkdir %s: %s", dir, strerror(-rc));
+            snprintf(err, errlen, "mkdir %s: %s", failed, strerror(-rc));
             return rc;
         }
     } else {
