@@ -6,7 +6,8 @@
 set(CS_SRC ${CMAKE_SOURCE_DIR}/src)
 
 add_executable(test_store ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_store.c
-    ${CS_SRC}/common/store.c ${CS_SRC}/common/value.c)
+    ${CS_SRC}/common/store.c ${CS_SRC}/common/value.c
+    ${CS_SRC}/common/fsutil.c)
 target_include_directories(test_store PRIVATE ${CS_SRC}/common)
 target_link_libraries(test_store PRIVATE cs_proto PkgConfig::LMDB
     PkgConfig::JSONC PkgConfig::CMOCKA Threads::Threads m)
@@ -17,7 +18,8 @@ set_tests_properties(unit.store PROPERTIES TIMEOUT 120)
 
 # A store with known contents, for the tests of the tools that read one.
 add_executable(store-seed ${CMAKE_CURRENT_SOURCE_DIR}/system/store_seed.c
-    ${CS_SRC}/common/store.c ${CS_SRC}/common/value.c)
+    ${CS_SRC}/common/store.c ${CS_SRC}/common/value.c
+    ${CS_SRC}/common/fsutil.c)
 target_include_directories(store-seed PRIVATE ${CS_SRC}/common)
 target_link_libraries(store-seed PRIVATE cs_proto PkgConfig::LMDB
     PkgConfig::JSONC Threads::Threads m)
