@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 #define CS_SHM_MAGIC           0x314d48534d524343ULL  /* "CCRMSHM1" */
-#define CS_SHM_LAYOUT_VERSION  1
+#define CS_SHM_LAYOUT_VERSION  1U
 
 #define CS_SESSION_ID_LEN      36      /* UUID text, without the NUL */
 #define CS_SESSION_NAME_MAX    128
