@@ -64,3 +64,9 @@ add_test(NAME system.deploy_supervisord
         ${CMAKE_BINARY_DIR} ${CMAKE_SOURCE_DIR}/deploy)
 set_tests_properties(system.deploy_supervisord PROPERTIES
     SKIP_RETURN_CODE 77 TIMEOUT 120)
+
+# The installed programs find each other.
+add_test(NAME system.install
+    COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/system/test_install.sh
+        ${CMAKE_BINARY_DIR})
+set_tests_properties(system.install PROPERTIES TIMEOUT 60)

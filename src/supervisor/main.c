@@ -680,9 +680,14 @@ main(int argc, char **argv)
         goto out_free;
     }
 
-    if (cs_sup_build_table(&s, config, schema) < 0
-        || cs_sup_signals(&s) < 0)
-    {
+    rc = cs_sup_build_table(&s, config, schema);
+    if (rc < 0) {
+        /* A missing program is an installation problem: do not respawn. */
+        code = rc == -ENOENT ? CS_EXIT_FATAL_CONFIG : 1;
+        goto out_free;
+    }
+
+    if (cs_sup_signals(&s) < 0) {
         goto out_free;
     }
 
