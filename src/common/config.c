@@ -438,6 +438,55 @@ out_free:
     return rc;
 }
 
+int
+cs_config_check_value(const char *key, const cs_value_t *value, char *err,
+    size_t errlen)
+{
+    cs_value_t *layers[CS_SRC_COUNT] = { NULL };
+    cs_resolution_t *res = NULL;
+    config_ctx_t ctx;
+    cs_config_t cfg;
+    cs_value_t *v;
+    int rc;
+
+    /* The value alone, as the winner: every other setting defaults. */
+    layers[CS_SRC_RUNTIME] = cs_value_map();
+    v = cs_value_clone(value);
+    if (layers[CS_SRC_RUNTIME] == NULL || v == NULL) {
+        cs_value_free(v);
+        rc = -ENOMEM;
+        goto out_free;
+    }
+    rc = cs_value_map_set(layers[CS_SRC_RUNTIME], key, v);
+    if (rc == 0) {
+        rc = cs_resolve(layers, &res);
+    }
+    if (rc != 0) {
+        goto out_free;
+    }
+
+    memset(&cfg, 0, sizeof(cfg));
+    ctx.res = res;
+    ctx.pos = NULL;
+    ctx.path = NULL;
+    ctx.err = err;
+    ctx.errlen = errlen;
+
+    rc = config_read_paths(&ctx, &cfg);
+    if (rc == 0) {
+        rc = config_read_numbers(&ctx, &cfg);
+    }
+    cs_config_free(&cfg);
+
+out_free:
+    if (rc == -ENOMEM) {
+        snprintf(err, errlen, "%s: %s", key, strerror(ENOMEM));
+    }
+    cs_resolution_free(res);
+    cs_value_free(layers[CS_SRC_RUNTIME]);
+    return rc;
+}
+
 void
 cs_config_free(cs_config_t *cfg)
 {

@@ -63,4 +63,14 @@ int cs_config_load(cs_config_t *cfg, const char *path,
     const char *schema_path, char *err, size_t errlen);
 void cs_config_free(cs_config_t *cfg);
 
+/*
+ * Check one value for key as cs_config_load() would check it, were it the
+ * winning value: ranges, log levels, paths. Keys that are not the
+ * daemon's own settings always pass. Returns 0, or -EINVAL with err set
+ * ("agent-runtime: cmd_port: must be between 1 and 65535, got -1").
+ */
+struct cs_value;
+int cs_config_check_value(const char *key, const struct cs_value *value,
+    char *err, size_t errlen);
+
 #endif /* CS_CONFIG_H */

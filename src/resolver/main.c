@@ -436,6 +436,15 @@ resolver_on_set(resolver_t *r, const Configstream__Control__V1__SetRequest
         return;
     }
 
+    /* Remote agents read the daemon's settings too: keep them valid. */
+    rc = cs_config_check_value(set->key, v, r->reply_err,
+        sizeof(r->reply_err));
+    if (rc != 0) {
+        cs_value_free(v);
+        resp->error = r->reply_err;
+        return;
+    }
+
     rc = cs_engine_layer_set(r->eng, src, set->key, v, &changes);
     cs_value_free(v);
     if (rc != 0) {

@@ -140,6 +140,18 @@ def main():
 
         rc, _, err = run.ctl(["unset", "cmd_port", "--source", "bogus"])
         check(rc == 2 and "unknown source 'bogus'" in err, "bad source")
+        # The daemon's own settings are checked as in the file.
+        for args, text in [(["set", "cmd_port", "99999"],
+                            "cmd_port: must be between 1 and 65535"),
+                           (["set", "--", "cmd_port", "-1"],
+                            "cmd_port: must be between 1 and 65535"),
+                           (["set", "log_level", "verbose"],
+                            "log_level: unknown log level")]:
+            h = run.head()
+            rc, _, err = run.ctl(args)
+            check(rc == 1 and text in err, "%r: %d %s" % (args, rc, err))
+            check(run.head() == h, "%r changed the store" % args)
+
         out = ok(run, ["unset", "log_format_json"])
         check("unset in agent-runtime: 0 changes" in out,
               "unset defaults to agent-runtime: " + out)
