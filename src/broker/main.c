@@ -268,6 +268,7 @@ broker_do_register(broker_t *b, const broker_request_t *req,
     agent.flavor = r->flavor;
     agent.display_name = r->display_name;
     agent.api_endpoint_uri = r->api_endpoint_uri;
+    /* KNOWN-ISSUE(session-services) */
     agent.services = (const char *const *) r->services;
     agent.n_services = r->n_services;
 

@@ -3,6 +3,7 @@
  * environment) that is streamed, resolved through the embedded schema (or
  * --schema FILE): default < file < environment-variable.
  *
+ * KNOWN-ISSUE(runtime-daemon-settings)
  * Runtime layers (configstream-ctl set) are streamed like any setting but
  * do not reconfigure a running process.
  *

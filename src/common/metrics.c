@@ -346,6 +346,7 @@ cs_metrics_http_start(cs_shm_t *shm, const char *addr, char *err,
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL, NULL,
         cs_metrics_answer, NULL,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+        /* KNOWN-ISSUE(metrics-connections) */
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)32,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
         MHD_OPTION_END);

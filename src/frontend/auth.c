@@ -96,6 +96,7 @@ void
 cs_auth_session_unknown(const char *id, cs_auth_result_t *res)
 {
     res->code = GRPC_STATUS_PERMISSION_DENIED;
+    /* KNOWN-ISSUE(long-session-id-text) */
     snprintf(res->msg, sizeof(res->msg), "session_id '%s' not found: %s",
         id, CS_AUTH_RAR_HINT);
 }

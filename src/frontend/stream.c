@@ -359,6 +359,7 @@ fe_notify_updates(fe_server_t *srv)
         return;
     }
 
+    /* KNOWN-ISSUE(large-commit-resync) */
     b.cap = srv->cfg.queue_size;
     b.n = 0;
     if (head - from + 1 > b.cap) {

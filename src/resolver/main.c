@@ -35,6 +35,7 @@
 #include "watch.h"
 
 #define RESOLVER_ROLE "configstream-resolver"
+/* KNOWN-ISSUE(debounce-slow-writes) */
 #define RESOLVER_DEBOUNCE_MS 150
 #define RESOLVER_RETRY_MIN_MS 1000  /* after a failed store commit */
 #define RESOLVER_RETRY_MAX_MS 30000
