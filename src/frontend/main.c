@@ -228,7 +228,7 @@ fe_server_init(fe_server_t *srv, const char *config, const char *schema)
 
     rc = cs_config_load(&srv->cfg, config, schema, err, sizeof(err));
     if (rc < 0) {
-        cs_log_error(FE_SUBSYS, "%s", err);
+        cs_log_error("config", "%s", err);
         return CS_EXIT_FATAL_CONFIG;
     }
     cs_log_set_level(srv->cfg.log_level);

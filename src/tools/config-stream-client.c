@@ -119,7 +119,9 @@ cli_usage(FILE *out)
         "           [--dump-snapshot] [--show-secrets]\n"
         "\n"
         "Register as a remote agent, stream configuration events and\n"
-        "check their order. Exits 1 on any violation or error. Values of\n"
+        "check their order. Exits 1 on any violation or error.\n"
+        "--dump-snapshot prints every setting of the first snapshot as a\n"
+        "JSON line ({\"event\":\"setting\",...}) and exits. Values of\n"
         "secret settings (API keys, passwords, tokens) print as ********\n"
         "unless --show-secrets.\n");
 }
