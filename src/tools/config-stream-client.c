@@ -38,6 +38,7 @@
 #define CLI_RETRY_MS            200
 #define CLI_GIVE_UP_MS          15000
 #define CLI_TICK_MS             200     /* how soon a signal is noticed */
+#define CLI_WARN_MS             3000    /* unreachable this long: say so */
 
 #define CLI_PATH_STREAM "/datadog.api.v1.AgentSecure/StreamConfigEvents"
 #define CLI_SVC_NEW     "/datadog.remoteagent.v1.RemoteAgent/"
@@ -78,6 +79,8 @@ typedef struct {
 
     long snapshots, updates, violations, errors, reconnects, samples;
     int in_order;               /* a snapshot started this stream */
+    int64_t unready_since_ms;   /* the channel is not connected since */
+    int warned;
     int32_t last_seq;
 } cli_t;
 
@@ -511,6 +514,34 @@ typedef enum {
     CLI_STREAM_FAILED
 } cli_stream_end_t;
 
+/*
+ * A stream waits for the daemon while it is unreachable; say so once it
+ * has been a while, since a wrong address or certificate looks the same.
+ */
+static void
+cli_check_connected(cli_t *cli)
+{
+    grpc_connectivity_state state;
+
+    state = grpc_channel_check_connectivity_state(cli->channel, 0);
+    if (state == GRPC_CHANNEL_READY) {
+        cli->unready_since_ms = 0;
+        cli->warned = 0;
+        return;
+    }
+
+    if (cli->unready_since_ms == 0) {
+        cli->unready_since_ms = cli_now_ms();
+    } else if (!cli->warned
+               && cli_now_ms() - cli->unready_since_ms >= CLI_WARN_MS)
+    {
+        fprintf(stderr, "config-stream-client: cannot connect to %s yet; "
+            "still trying (is the daemon running, and is --cert-file its "
+            "certificate?)\n", cli->address);
+        cli->warned = 1;
+    }
+}
+
 /* Wait for tag until the next refresh or the end; 1 when it completed. */
 static int
 cli_wait(cli_t *cli, void *tag, int *ok, int *stop)
@@ -538,6 +569,8 @@ cli_wait(cli_t *cli, void *tag, int *ok, int *stop)
             *stop = 1;
             return 0;
         }
+
+        cli_check_connected(cli);
 
         if (cli_now_ms() >= cli->next_refresh_ms && cli_refresh(cli) < 0) {
             *stop = 1;
