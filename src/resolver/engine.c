@@ -494,35 +494,158 @@ engine_map_remove(cs_value_t *map, const char *key)
     return 0;
 }
 
+/*
+ * One key of one layer changed (a runtime set or unset): only that key's
+ * resolution can move, so resolve it alone instead of every setting.
+ * The outcome is the one cs_engine_apply() would reach.
+ */
+static int
+engine_key_winner(cs_engine_t *eng, cs_source_t src, const char *key,
+    const cs_value_t *value, const cs_value_t **winner)
+{
+    const cs_value_t *v;
+    int s;
+
+    for (s = CS_SRC_COUNT - 1; s >= 0; s--) {
+        v = s == (int) src ? value : cs_value_map_get(eng->layers[s], key);
+        if (v != NULL) {
+            *winner = v;
+            return s;
+        }
+    }
+
+    *winner = NULL;
+    return -1;
+}
+
+static int
+engine_key_commit(cs_engine_t *eng, cs_source_t src, const char *key,
+    const cs_value_t *value, int changed, int wsrc, const cs_value_t *winner,
+    const char *unset, uint64_t *seq, uint64_t *head)
+{
+    cs_store_txn_t *txn;
+    int rc;
+
+    rc = cs_store_txn_begin(eng->st, &txn);
+    if (rc != 0) {
+        return rc;
+    }
+
+    rc = value != NULL
+         ? cs_store_layer_put(txn, cs_source_name(src), key, value)
+         : cs_store_layer_del(txn, cs_source_name(src), key);
+    if (rc == 0 && changed) {
+        rc = cs_store_setting_change(txn, key,
+            wsrc >= 0 ? cs_source_name(wsrc) : "", winner, unset, seq);
+    }
+    if (rc == 0 && changed && eng->retention > 0) {
+        rc = cs_store_changelog_trim(txn, eng->retention);
+    }
+    if (rc != 0) {
+        cs_store_txn_abort(txn);
+        return rc;
+    }
+
+    return cs_store_txn_commit(txn, head);
+}
+
+/* Bring the in-memory resolution up to date for one committed key. */
+static int
+engine_res_update(engine_res_t *r, long idx, const char *key, int src,
+    const cs_value_t *value, uint64_t seq)
+{
+    cs_value_t *v;
+
+    if (value == NULL) {
+        free(r->e[idx].key);
+        cs_value_free(r->e[idx].value);
+        memmove(&r->e[idx], &r->e[idx + 1],
+            (r->n - (size_t) idx - 1) * sizeof(*r->e));
+        r->n--;
+        return 0;
+    }
+
+    if (idx < 0) {
+        if (engine_res_add(r, key, src, value, seq) != 0) {
+            return -ENOMEM;
+        }
+        engine_res_sort(r);
+        return 0;
+    }
+
+    v = cs_value_clone(value);
+    if (v == NULL) {
+        return -ENOMEM;
+    }
+    cs_value_free(r->e[idx].value);
+    r->e[idx].value = v;
+    r->e[idx].src = src;
+    r->e[idx].seq = seq;
+
+    return 0;
+}
+
 static int
 engine_layer_change(cs_engine_t *eng, cs_source_t src, const char *key,
     const cs_value_t *value, size_t *changes)
 {
-    cs_value_t *layers[CS_SRC_COUNT] = { NULL };
-    cs_value_t *v;
-    int rc;
+    const cs_value_t *old, *winner;
+    const char *unset = "";
+    uint64_t seq = 0, head;
+    cs_value_t *v = NULL;
+    int wsrc, changed, tries, rc;
+    long idx;
 
     if ((int) src < 0 || src >= CS_SRC_COUNT) {
         return -EINVAL;
     }
+    *changes = 0;
 
-    layers[src] = cs_value_clone(eng->layers[src]);
-    if (layers[src] == NULL) {
-        return -ENOMEM;
+    old = cs_value_map_get(eng->layers[src], key);
+    if ((value == NULL && old == NULL)
+        || (value != NULL && old != NULL && cs_value_equal(old, value)))
+    {
+        return 0;
     }
 
-    if (value != NULL) {
-        v = cs_value_clone(value);
-        rc = v != NULL ? cs_value_map_set(layers[src], key, v) : -ENOMEM;
+    wsrc = engine_key_winner(eng, src, key, value, &winner);
+    idx = engine_res_find(&eng->res, key);
+    if (idx < 0) {
+        changed = winner != NULL;
     } else {
-        rc = engine_map_remove(layers[src], key);
+        changed = winner == NULL || eng->res.e[idx].src != wsrc
+                  || !cs_value_equal(eng->res.e[idx].value, winner);
+        /* The previous winner's layer gave the key up: an unset. */
+        if (value == NULL && eng->res.e[idx].src == (int) src) {
+            unset = cs_source_name(src);
+        }
+    }
+
+    rc = engine_key_commit(eng, src, key, value, changed, wsrc, winner,
+        unset, &seq, &head);
+    for (tries = 0; rc == -ENOSPC && tries < ENGINE_COMMIT_TRIES; tries++) {
+        rc = engine_key_commit(eng, src, key, value, changed, wsrc, winner,
+            unset, &seq, &head);
     }
     if (rc != 0) {
-        cs_value_free(layers[src]);
         return rc;
     }
 
-    return cs_engine_apply(eng, layers, eng->origin, changes);
+    /* Committed: the memory must follow, or the next diff would lie. */
+    if (changed) {
+        rc = engine_res_update(&eng->res, idx, key, wsrc, winner, seq);
+    }
+    if (rc == 0 && value != NULL) {
+        v = cs_value_clone(value);
+        rc = v != NULL ? cs_value_map_set(eng->layers[src], key, v)
+                       : -ENOMEM;
+    } else if (rc == 0) {
+        rc = engine_map_remove(eng->layers[src], key);
+    }
+    eng->head = head;
+    *changes = changed ? 1 : 0;
+
+    return rc;
 }
 
 int
