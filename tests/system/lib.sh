@@ -31,3 +31,41 @@ pid_of() {
 state_of() {
     procs | awk -v r="$1" -v i="$2" '$1 == r && $2 == i { print $4 }'
 }
+
+# seen VALUE ID: the client's JSON output in $TMP/client.out holds an
+# update to VALUE, or a snapshot at or past ID (after a reconnect the
+# change may arrive inside a fresh snapshot instead).
+seen() {
+    python3 - "$TMP/client.out" "$1" "$2" <<'EOF'
+import json, sys
+for line in open(sys.argv[1]):
+    try:
+        o = json.loads(line)
+    except ValueError:
+        continue
+    if o.get("event") == "update" and o.get("value") == sys.argv[2]:
+        sys.exit(0)
+    if o.get("event") == "snapshot" and o.get("seq", 0) >= int(sys.argv[3]):
+        sys.exit(0)
+sys.exit(1)
+EOF
+}
+
+# set_and_see WHAT: set hostname to a new value with $CTL through the
+# resolver's socket under $TMP/run (not -c: tests break the file on
+# purpose) and wait until the streaming client has it; fail naming WHAT.
+set_and_see_n=0
+set_and_see() {
+    local sock=$TMP/run/configstream/resolver.sock out id
+    set_and_see_n=$((set_and_see_n + 1))
+    # A resolver just respawned takes a moment to open its socket.
+    wait_for 5 "$CTL" --socket "$sock" set hostname \
+        "test-$set_and_see_n" || fail "configstream-ctl set failed ($1)"
+    out=$("$CTL" --socket "$sock" --json get hostname) ||
+        fail "configstream-ctl get failed ($1)"
+    id=$(echo "$out" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["seq"])') ||
+        fail "no id in: $out"
+    wait_for 10 seen "test-$set_and_see_n" "$id" ||
+        fail "update $set_and_see_n did not reach the client ($1)"
+}
