@@ -1473,28 +1473,26 @@ out_free:
     return rc;
 }
 
-int
-cs_store_changes_foreach(cs_store_t *st, uint64_t from_seq,
-    cs_store_change_cb cb, void *arg)
+/*
+ * Call fn for each changelog entry with from_seq <= seq <= to_seq, in
+ * order, inside txn; a non-zero return from fn stops and is returned.
+ */
+typedef int (*store_walk_fn)(uint64_t seq, const MDB_val *v, void *arg);
+
+static int
+store_changelog_walk(cs_store_t *st, MDB_txn *txn, uint64_t from_seq,
+    uint64_t to_seq, store_walk_fn fn, void *arg)
 {
-    char key[512], source[256], unset[256];
-    cs_store_setting_t s;
     MDB_cursor *cur;
-    MDB_txn *txn;
     MDB_val k, v;
     MDB_cursor_op op;
     size_t kseq = from_seq;
+    uint64_t seq;
     int rc, mrc;
-
-    rc = store_mdb_begin(st, MDB_RDONLY, &txn);
-    if (rc != 0) {
-        return rc;
-    }
 
     mrc = mdb_cursor_open(txn, st->changelog, &cur);
     if (mrc != MDB_SUCCESS) {
-        rc = store_errno(mrc);
-        goto out_end;
+        return store_errno(mrc);
     }
 
     k = (MDB_val) { sizeof(kseq), &kseq };
@@ -1505,22 +1503,64 @@ cs_store_changes_foreach(cs_store_t *st, uint64_t from_seq,
             break;
         }
 
-        rc = store_event_decode(&v, &s, key, sizeof(key), source,
-            sizeof(source), unset, sizeof(unset));
-        if (rc != 0) {
+        seq = store_seq_key(&k);
+        if (seq > to_seq) {
+            rc = 0;
             break;
         }
 
-        s.seq = store_seq_key(&k);
-        rc = cb(s.seq, &s, arg);
-        cs_value_free(s.value);
+        rc = fn(seq, &v, arg);
         if (rc != 0) {
             break;
         }
     }
 
     mdb_cursor_close(cur);
-out_end:
+    return rc;
+}
+
+typedef struct {
+    cs_store_change_cb cb;
+    void *arg;
+} store_change_walk_t;
+
+/* Decode one entry for cs_store_changes_foreach()'s callback. */
+static int
+store_change_decoded(uint64_t seq, const MDB_val *v, void *arg)
+{
+    char key[512], source[256], unset[256];
+    store_change_walk_t *w = arg;
+    cs_store_setting_t s;
+    int rc;
+
+    rc = store_event_decode(v, &s, key, sizeof(key), source,
+        sizeof(source), unset, sizeof(unset));
+    if (rc != 0) {
+        return rc;
+    }
+
+    s.seq = seq;
+    rc = w->cb(seq, &s, w->arg);
+    cs_value_free(s.value);
+    return rc;
+}
+
+int
+cs_store_changes_foreach(cs_store_t *st, uint64_t from_seq,
+    cs_store_change_cb cb, void *arg)
+{
+    store_change_walk_t w = { cb, arg };
+    MDB_txn *txn;
+    int rc;
+
+    rc = store_mdb_begin(st, MDB_RDONLY, &txn);
+    if (rc != 0) {
+        return rc;
+    }
+
+    rc = store_changelog_walk(st, txn, from_seq, UINT64_MAX,
+        store_change_decoded, &w);
+
     store_mdb_end(st, txn);
     return rc;
 }
@@ -1698,17 +1738,27 @@ out_end:
     return rc;
 }
 
+typedef struct {
+    cs_store_event_cb cb;
+    void *arg;
+} store_event_walk_t;
+
+static int
+store_event_raw(uint64_t seq, const MDB_val *v, void *arg)
+{
+    store_event_walk_t *w = arg;
+
+    return w->cb(seq, v->mv_data, v->mv_size, w->arg);
+}
+
 int
 cs_store_changelog_read(cs_store_t *st, uint64_t from_seq, uint64_t to_seq,
     cs_store_event_cb cb, void *arg)
 {
-    uint64_t head, oldest, seq;
-    MDB_cursor *cur;
+    store_event_walk_t w = { cb, arg };
+    uint64_t head, oldest;
     MDB_txn *txn;
-    MDB_val k, v;
-    MDB_cursor_op op;
-    size_t kseq = from_seq;
-    int rc, mrc;
+    int rc;
 
     rc = store_mdb_begin(st, MDB_RDONLY, &txn);
     if (rc != 0) {
@@ -1730,32 +1780,9 @@ cs_store_changelog_read(cs_store_t *st, uint64_t from_seq, uint64_t to_seq,
         goto out_end;
     }
 
-    mrc = mdb_cursor_open(txn, st->changelog, &cur);
-    if (mrc != MDB_SUCCESS) {
-        rc = store_errno(mrc);
-        goto out_end;
-    }
+    rc = store_changelog_walk(st, txn, from_seq, to_seq, store_event_raw,
+        &w);
 
-    k = (MDB_val) { sizeof(kseq), &kseq };
-    for (op = MDB_SET_RANGE; ; op = MDB_NEXT) {
-        mrc = mdb_cursor_get(cur, &k, &v, op);
-        if (mrc != MDB_SUCCESS) {
-            rc = mrc == MDB_NOTFOUND ? 0 : store_errno(mrc);
-            break;
-        }
-
-        seq = store_seq_key(&k);
-        if (seq > to_seq) {
-            break;
-        }
-
-        rc = cb(seq, v.mv_data, v.mv_size, arg);
-        if (rc != 0) {
-            break;
-        }
-    }
-
-    mdb_cursor_close(cur);
 out_end:
     store_mdb_end(st, txn);
     return rc;
