@@ -25,9 +25,11 @@
 #define REGISTRY_REPORT_STALE_MS    10000
 #define REGISTRY_FRONTENDS_MAX      256
 
+/* slot: where the session was when reported; UINT32_MAX if nowhere. */
 typedef struct {
     char id[CS_SESSION_ID_LEN + 1];
     uint32_t count;
+    uint32_t slot;
 } registry_stream_t;
 
 typedef struct {
@@ -480,7 +482,7 @@ static void
 registry_recount(cs_registry_t *reg, int64_t now)
 {
     int in_grace = now - reg->started_ms < REGISTRY_REPORT_STALE_MS;
-    cs_shm_session_t *s, copy;
+    cs_shm_session_t *s;
     registry_report_t *r;
     uint32_t slot, i;
     size_t j;
@@ -492,9 +494,19 @@ registry_recount(cs_registry_t *reg, int64_t now)
         if (r->pid == 0 || now - r->at_ms > REGISTRY_REPORT_STALE_MS) {
             continue;
         }
+        /*
+         * The slot found when the report came in still holds the session
+         * unless it was removed since (a new one there has another id).
+         * The broker is the segment's only writer: plain reads suffice.
+         */
         for (j = 0; j < r->n; j++) {
-            if (cs_shm_session_find(reg->shm, r->streams[j].id, &copy,
-                    &slot) == 0)
+            slot = r->streams[j].slot;
+            if (slot == UINT32_MAX) {
+                continue;
+            }
+            s = cs_shm_session(reg->shm, slot);
+            if (s->in_use
+                && memcmp(s->id, r->streams[j].id, CS_SESSION_ID_LEN) == 0)
             {
                 reg->sums[slot] += r->streams[j].count;
             }
@@ -543,6 +555,7 @@ cs_registry_keepalive(cs_registry_t *reg, pid_t frontend,
     for (i = 0; i < n; i++) {
         registry_copy(list[i].id, streams[i].session_id, sizeof(list[i].id));
         list[i].count = streams[i].open_streams;
+        list[i].slot = UINT32_MAX;
 
         if (streams[i].open_streams == 0
             || cs_shm_session_find(reg->shm, list[i].id, &copy, &slot)
@@ -550,6 +563,7 @@ cs_registry_keepalive(cs_registry_t *reg, pid_t frontend,
         {
             continue;
         }
+        list[i].slot = slot;
         cs_shm_session_write_begin(reg->shm, slot);
         cs_shm_session(reg->shm, slot)->last_seen_ms = now;
         cs_shm_session_write_end(reg->shm, slot);

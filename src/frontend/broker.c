@@ -96,30 +96,34 @@ fe_broker_refresh(fe_broker_t *b, const char *session_id,
     return 0;
 }
 
-/* ids may repeat (several streams of one session); the broker gets counts. */
+static int
+fe_id_cmp(const void *a, const void *b)
+{
+    return memcmp(a, b, sizeof(fe_session_id_t));
+}
+
+/*
+ * ids may repeat (several streams of one session); the broker gets one
+ * count per session. Sorting keeps this O(n log n) for large fleets.
+ */
 void
-fe_broker_keepalive(fe_broker_t *b, char **ids, uint32_t n)
+fe_broker_keepalive(fe_broker_t *b, fe_session_id_t *ids, uint32_t n)
 {
     cs_broker_stream_count_t *streams;
     cs_broker_reply_t reply;
-    uint32_t i, j, m = 0;
+    uint32_t i, m = 0;
 
     streams = calloc(n ? n : 1, sizeof(*streams));
     if (streams == NULL) {
         return;
     }
 
+    qsort(ids, n, sizeof(*ids), fe_id_cmp);
     for (i = 0; i < n; i++) {
-        for (j = 0; j < m; j++) {
-            if (strcmp(streams[j].session_id, ids[i]) == 0) {
-                break;
-            }
+        if (m == 0 || strcmp(streams[m - 1].session_id, ids[i]) != 0) {
+            streams[m++].session_id = ids[i];
         }
-        if (j == m) {
-            streams[m].session_id = ids[i];
-            m++;
-        }
-        streams[j].open_streams++;
+        streams[m - 1].open_streams++;
     }
 
     cs_broker_client_keepalive(b->bc, getpid(), streams, m,

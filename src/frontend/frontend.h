@@ -96,6 +96,8 @@ struct fe_server {
     atomic_int ready;
     atomic_int stopping;
     atomic_int keepalive_due;   /* a stream joined: report it now */
+    atomic_int rescan;          /* a subscriber joined behind the head */
+    atomic_int sessions_due;    /* a stream joined: check its session */
     pthread_t notifier;
     int notifier_started;
 
@@ -139,7 +141,9 @@ int fe_broker_register(fe_broker_t *b,
     size_t idlen, uint32_t *refresh_secs);
 int fe_broker_refresh(fe_broker_t *b, const char *session_id,
     grpc_status_code *code, char *msg, size_t msglen);
-void fe_broker_keepalive(fe_broker_t *b, char **ids, uint32_t n);
+typedef char fe_session_id_t[CS_SESSION_ID_LEN + 1];
+
+void fe_broker_keepalive(fe_broker_t *b, fe_session_id_t *ids, uint32_t n);
 
 enum {
     FE_M_UNKNOWN = 0,

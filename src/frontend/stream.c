@@ -26,8 +26,9 @@
 #include "frontend.h"
 #include "log.h"
 
-#define FE_WAIT_MS          250     /* session checks at least this often */
+#define FE_WAIT_MS          250     /* to notice a stop request */
 #define FE_KEEPALIVE_MS     2000    /* at most; see fe_notifier_main */
+#define FE_SESSION_SWEEP_MS 10000   /* session checks with no removal seen */
 #define FE_ATTACH_RETRY_MS  200
 
 typedef struct {
@@ -128,10 +129,11 @@ fe_stream_snapshot(fe_call_t *c)
 
     /*
      * A change published after the snapshot was read but before this
-     * subscriber counted as joined woke the notifier too early for it:
-     * wake it again rather than leave the change for its next tick.
+     * subscriber counted as joined may already be behind the notifier:
+     * have it look again rather than leave the change for the next one.
      */
     if (cs_shm_head(srv->shm) > head) {
+        atomic_store(&srv->rescan, 1);
         cs_shm_wake(srv->shm);
     }
     atomic_fetch_add(&srv->stats->snapshots_sent, 1);
@@ -190,6 +192,7 @@ fe_stream_join(fe_call_t *c)
     atomic_fetch_add(&srv->stats->subscribers, 1);
 
     atomic_store(&srv->keepalive_due, 1);
+    atomic_store(&srv->sessions_due, 1);
 
     cs_log_info(FE_SUBSYS, "New subscriber '%s' joining the config stream",
         c->name);
@@ -338,14 +341,15 @@ fe_subs_min_seq(fe_server_t *srv)
 /*
  * Read the changelog once for everyone and hand each subscriber its part.
  * At most queue_size entries are read: a subscriber further behind than
- * that would overflow its queue anyway and is resynced.
+ * that would overflow its queue anyway and is resynced. Returns 0 once
+ * every entry up to head was offered, -1 to have it tried again.
  */
-static void
-fe_notify_updates(fe_server_t *srv)
+static int
+fe_notify_updates(fe_server_t *srv, uint64_t head)
 {
     cs_store_meta_t meta;
     fe_batch_t b;
-    uint64_t from, head;
+    uint64_t from;
     fe_call_t *c;
     uint32_t i;
     int rc;
@@ -354,9 +358,8 @@ fe_notify_updates(fe_server_t *srv)
     from = fe_subs_min_seq(srv);
     pthread_mutex_unlock(&srv->lock);
 
-    head = cs_shm_head(srv->shm);
     if (from == UINT64_MAX || from > head) {
-        return;
+        return 0;
     }
 
     /* KNOWN-ISSUE(large-commit-resync) */
@@ -368,7 +371,7 @@ fe_notify_updates(fe_server_t *srv)
 
     b.entries = calloc(b.cap, sizeof(*b.entries));
     if (b.entries == NULL) {
-        return;
+        return -1;
     }
 
     rc = cs_store_changelog_read(srv->store, from, head, fe_batch_add, &b);
@@ -398,6 +401,7 @@ out_free:
         grpc_slice_unref(b.entries[i].bytes);
     }
     free(b.entries);
+    return rc < 0 ? -1 : 0;
 }
 
 /* End the streams whose session was revoked or expired. */
@@ -430,7 +434,7 @@ fe_check_sessions(fe_server_t *srv)
 static void
 fe_keepalive(fe_server_t *srv)
 {
-    char **ids;
+    fe_session_id_t *ids;
     uint32_t n = 0, cap;
     fe_call_t *c;
 
@@ -439,10 +443,8 @@ fe_keepalive(fe_server_t *srv)
     ids = calloc(cap ? cap : 1, sizeof(*ids));
     for (c = srv->subs; ids != NULL && c != NULL && n < cap; c = c->next) {
         if (!c->ended) {
-            ids[n] = strdup(c->session_id);
-            if (ids[n] != NULL) {
-                n++;
-            }
+            snprintf(ids[n++], sizeof(*ids), "%.*s", CS_SESSION_ID_LEN,
+                c->session_id);
         }
     }
     pthread_mutex_unlock(&srv->lock);
@@ -452,11 +454,16 @@ fe_keepalive(fe_server_t *srv)
     }
 
     fe_broker_keepalive(srv->keepalive, ids, n);
-
-    while (n > 0) {
-        free(ids[--n]);
-    }
     free(ids);
+}
+
+/* Sessions the broker removed so far: revoked plus expired. */
+static uint64_t
+fe_sessions_gone(fe_server_t *srv)
+{
+    cs_shm_registry_stats_t *st = cs_shm_registry_stats(srv->shm);
+
+    return atomic_load(&st->revocations) + atomic_load(&st->expirations);
 }
 
 /* Wait for the broker's segment and the resolver's store. */
@@ -506,11 +513,20 @@ fe_notifier_attach(fe_server_t *srv)
     return -ECANCELED;
 }
 
+/*
+ * The notifier's work is proportional to the subscribers only when
+ * something happened: it walks them when the head moved (or a joiner asks
+ * for it) and checks their sessions when the broker removed one (or a
+ * stream joined), plus a slow sweep in case a removal went uncounted. An
+ * idle fleet costs a wake-up per FE_WAIT_MS and the keepalive.
+ */
 static void *
 fe_notifier_main(void *arg)
 {
     fe_server_t *srv = arg;
-    int64_t last_keepalive, keepalive_ms;
+    int64_t now, last_keepalive, last_sweep, keepalive_ms;
+    uint64_t head, done_head = 0, gone, gone_seen;
+    int head_known = 0;
     uint32_t seen;
 
     if (fe_notifier_attach(srv) < 0) {
@@ -535,18 +551,34 @@ fe_notifier_main(void *arg)
         keepalive_ms = srv->cfg.rar_idle_timeout_ms / 3;
     }
 
-    last_keepalive = fe_now_ms();
+    last_keepalive = last_sweep = fe_now_ms();
+    gone_seen = fe_sessions_gone(srv);
     while (!atomic_load(&srv->stopping)) {
         cs_shm_wait(srv->shm, &seen, FE_WAIT_MS);
         if (atomic_load(&srv->stopping)) {
             break;
         }
 
-        fe_notify_updates(srv);
-        fe_check_sessions(srv);
+        head = cs_shm_head(srv->shm);
+        if (atomic_exchange(&srv->rescan, 0) || !head_known
+            || head != done_head)
+        {
+            head_known = fe_notify_updates(srv, head) == 0;
+            done_head = head;
+        }
+
+        now = fe_now_ms();
+        gone = fe_sessions_gone(srv);
+        if (atomic_exchange(&srv->sessions_due, 0) || gone != gone_seen
+            || now - last_sweep >= FE_SESSION_SWEEP_MS)
+        {
+            fe_check_sessions(srv);
+            gone_seen = gone;
+            last_sweep = now;
+        }
 
         if (atomic_exchange(&srv->keepalive_due, 0)
-            || fe_now_ms() - last_keepalive >= keepalive_ms)
+            || now - last_keepalive >= keepalive_ms)
         {
             fe_keepalive(srv);
             last_keepalive = fe_now_ms();
