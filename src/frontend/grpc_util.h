@@ -41,4 +41,10 @@ ProtobufCMessage *cs_grpc_bb_unpack(grpc_byte_buffer *bb,
 /* The name of a status code ("UNAVAILABLE"), for tools and logs. */
 const char *cs_grpc_status_name(grpc_status_code code);
 
+/*
+ * Turn off abseil's lock-order checking inside gRPC (on in Debian's
+ * build of abseil, and costly on every lock). Call before grpc_init().
+ */
+void cs_grpc_lock_checks_off(void);
+
 #endif /* CS_GRPC_UTIL_H */
