@@ -23,7 +23,8 @@ find_program(CS_NODE node)
 if(Python3_FOUND AND CS_NODE)
     foreach(case start_order snapshot updates fanout errors registry_disabled
             revoke revoke_stuck changelog_gap keepalive broker_down bad_config
-            plaintext wire_wrap slow_consumer sigterm)
+            plaintext wire_wrap slow_consumer sigterm stream_counts
+            snapshot_fresh)
         add_test(NAME system.frontend_${case}
             COMMAND ${Python3_EXECUTABLE}
                 ${CMAKE_CURRENT_SOURCE_DIR}/system/test_frontend.py

@@ -104,6 +104,12 @@ struct fe_server {
     pthread_mutex_t lock;
     fe_call_t *subs;
     uint32_t nsubs;
+
+    /* The last snapshot built, under lock; see fe_stream_snapshot(). */
+    int snap_valid;
+    uint8_t snap_epoch[16];
+    uint64_t snap_head;
+    grpc_slice snap_bytes;
 };
 
 /*
@@ -125,6 +131,7 @@ void fe_stream_leave(fe_call_t *c);
 void fe_stream_send_done(fe_call_t *c, int ok);
 void fe_stream_end_all(fe_server_t *srv, grpc_status_code code,
     const char *msg);
+void fe_stream_fini(fe_server_t *srv);
 int fe_notifier_start(fe_server_t *srv);
 void fe_notifier_stop(fe_server_t *srv);
 

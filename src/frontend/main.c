@@ -277,6 +277,7 @@ fe_server_fini(fe_server_t *srv)
     if (srv->server != NULL) {
         grpc_server_destroy(srv->server);
     }
+    fe_stream_fini(srv);
     if (srv->cq != NULL) {
         grpc_completion_queue_destroy(srv->cq);
     }

@@ -97,17 +97,74 @@ fe_stream_send(fe_call_t *c, grpc_slice bytes)
     c->sending = 1;
 }
 
+/*
+ * The snapshot at the store's current head, as a reference for the caller
+ * to drop. Every subscriber joining or resyncing at the same head shares
+ * one encoded snapshot: a fleet reconnecting, or a burst that resyncs many
+ * slow readers at once, costs one build and one buffer, not one each. The
+ * cache is keyed by the store's epoch too, so a store created anew never
+ * serves a stale snapshot that happens to carry the same head. Called with
+ * srv->lock held.
+ */
+static int
+fe_snapshot_get(fe_server_t *srv, uint64_t *head, grpc_slice *bytes)
+{
+    cs_store_meta_t meta;
+    uint8_t *buf;
+    size_t len;
+    int rc;
+
+    rc = cs_store_meta_get(srv->store, &meta);
+    if (rc < 0) {
+        return rc;
+    }
+
+    if (srv->snap_valid && srv->snap_head == meta.head_seq
+        && memcmp(srv->snap_epoch, meta.epoch, sizeof(meta.epoch)) == 0)
+    {
+        *head = srv->snap_head;
+        *bytes = grpc_slice_ref(srv->snap_bytes);
+        return 0;
+    }
+
+    rc = cs_store_snapshot_encode(srv->store, head, &buf, &len);
+    if (rc < 0) {
+        return rc;
+    }
+    *bytes = grpc_slice_new_with_len(buf, len, fe_free_sized);
+
+    /* Keep it only if it is the head the epoch was read with. */
+    if (*head == meta.head_seq) {
+        if (srv->snap_valid) {
+            grpc_slice_unref(srv->snap_bytes);
+        }
+        srv->snap_bytes = grpc_slice_ref(*bytes);
+        srv->snap_head = *head;
+        memcpy(srv->snap_epoch, meta.epoch, sizeof(meta.epoch));
+        srv->snap_valid = 1;
+    }
+
+    return 0;
+}
+
+void
+fe_stream_fini(fe_server_t *srv)
+{
+    if (srv->snap_valid) {
+        grpc_slice_unref(srv->snap_bytes);
+        srv->snap_valid = 0;
+    }
+}
+
 static void
 fe_stream_snapshot(fe_call_t *c)
 {
     fe_server_t *srv = c->srv;
     grpc_slice bytes;
     uint64_t head;
-    uint8_t *buf;
-    size_t len;
     int rc;
 
-    rc = cs_store_snapshot_encode(srv->store, &head, &buf, &len);
+    rc = fe_snapshot_get(srv, &head, &bytes);
     if (rc < 0) {
         cs_log_error(FE_SUBSYS, "Failed to create config snapshot: %s",
             strerror(-rc));
@@ -137,7 +194,6 @@ fe_stream_snapshot(fe_call_t *c)
         cs_shm_wake(srv->shm);
     }
     atomic_fetch_add(&srv->stats->snapshots_sent, 1);
-    bytes = grpc_slice_new_with_len(buf, len, fe_free_sized);
     fe_stream_send(c, bytes);
     grpc_slice_unref(bytes);
 }

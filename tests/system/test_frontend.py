@@ -256,6 +256,27 @@ def case_snapshot(g):
           f'cert-only root: {rc} {err}')
 
 
+def case_snapshot_fresh(g):
+    """Subscribers joining at the same head share one snapshot; one joining
+    after a change gets the new head, never the snapshot built before."""
+    def snapshot():
+        p = g.client('--dump-snapshot', '--name', 'fresh')
+        rc, evs, err = client_events(p)
+        check(rc == 0, f'dump-snapshot exit {rc}: {err}')
+        return {e['key']: e['value'] for e in evs}
+
+    first, again = snapshot(), snapshot()
+    check(first == again, 'two snapshots at one head differ')
+    check('fresh.key' not in first, 'fresh.key before it was set')
+    for value in ('one', 'two'):
+        g.ctl('set', 'fresh.key', value)
+        got = snapshot()
+        check(got.get('fresh.key') == value,
+              f'snapshot after set {value}: {got.get("fresh.key")}')
+    g.ctl('unset', 'fresh.key')
+    check('fresh.key' not in snapshot(), 'snapshot after unset')
+
+
 def case_updates(g):
     """Typed updates with consecutive ids; an unset carries unset_source."""
     head = g.head()
@@ -733,6 +754,30 @@ def case_keepalive(g):
            'refresh after 6 s idle')
 
 
+def case_stream_counts(g):
+    """The broker counts each session's open streams, several per session
+    and across both frontends, and the count drops once they close."""
+    a = g.register('two-streams')
+    b = g.register('one-stream')
+    procs = [g.node({'path': STREAM, 'stream': True,
+                     'metadata': dict(g.auth(), session_id=sid),
+                     'request': {'name': f'counted-{i}'}, 'timeoutMs': 4000},
+                    background=True)
+             for i, sid in enumerate((a, a, b))]
+
+    def counts():
+        rows = [json.loads(x) for x in
+                g.ctl('--json', 'sessions').splitlines() if x.strip()]
+        return {r['id']: r['open_streams'] for r in rows}
+
+    want = {a[:8]: 2, b[:8]: 1}
+    wait_for(lambda: counts() == want, 10, f'open streams {want}')
+    for p in procs:
+        node_result(p)
+    wait_for(lambda: counts() == {a[:8]: 0, b[:8]: 0}, 10,
+             'open streams back to 0')
+
+
 def case_broker_down(g):
     """Registry calls answer UNAVAILABLE while the broker is down; open
     streams keep streaming; a restarted broker serves again."""
@@ -801,6 +846,8 @@ CASES = {
         'extra': 'config_stream:\n  tls_enabled: false\n'}),
     'start_order': (case_start_order, {'frontend_first': True}),
     'keepalive': (case_keepalive, {'idle_timeout': '3s'}),
+    'stream_counts': (case_stream_counts, {}),
+    'snapshot_fresh': (case_snapshot_fresh, {'frontends': 1}),
     'snapshot': (case_snapshot, {}),
     'updates': (case_updates, {}),
     'fanout': (case_fanout, {}),
