@@ -118,7 +118,9 @@ fe_broker_keepalive(fe_broker_t *b, fe_session_id_t *ids, uint32_t n)
         return;
     }
 
-    qsort(ids, n, sizeof(*ids), fe_id_cmp);
+    if (n > 1) {
+        qsort(ids, n, sizeof(*ids), fe_id_cmp);
+    }
     for (i = 0; i < n; i++) {
         if (m == 0 || strcmp(streams[m - 1].session_id, ids[i]) != 0) {
             streams[m++].session_id = ids[i];

@@ -315,7 +315,10 @@ def case_updates(g):
 
 def case_fanout(g):
     """Three subscribers on different connections see the same events."""
-    ps = [g.client('--json', '--duration', '4', '--name', f'fan{i}')
+    # Each stops after the snapshot and 20 updates (or 30 s): a slow
+    # machine making the sets slowly must not end a stream early.
+    ps = [g.client('--json', '--max-samples', '21', '--duration', '30',
+                   '--name', f'fan{i}')
           for i in range(3)]
     time.sleep(1)
     for i in range(20):
@@ -326,7 +329,9 @@ def case_fanout(g):
         check(rc == 0, f'client exit {rc}: {err}')
         ups = [(e['seq'], e['key'], e['value']) for e in evs
                if e['event'] == 'update']
-        check(len(ups) == 20, f'20 updates expected, got {len(ups)}')
+        snaps = [e['seq'] for e in evs if e['event'] == 'snapshot']
+        check(len(ups) == 20, f'20 updates expected, got {len(ups)} '
+              f'(snapshots at {snaps}, updates {[u[0] for u in ups]})')
         seqs.append(ups)
     check(seqs[0] == seqs[1] == seqs[2], 'subscribers disagree')
 
