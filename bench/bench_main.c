@@ -516,6 +516,7 @@ static double bench_self_cpu_s(void)
 static int bench_phase_changes(bench_t *b, json_object *o, int count,
     double hz)
 {
+    bench_fleet_stats_t st0, st1;
     double self0, self1;
     bench_usage_t u0, u1;
     bench_change_t *ch;
@@ -537,11 +538,13 @@ static int bench_phase_changes(bench_t *b, json_object *o, int count,
         goto out_free;
     }
 
+    bench_fleet_stats(b->fleet, &st0);
     self0 = bench_self_cpu_s();
     t0 = bench_now_ns();
     rc = bench_run_changes(b, count, hz, ch, NULL);
     t1 = bench_now_ns();
     self1 = bench_self_cpu_s();
+    bench_fleet_stats(b->fleet, &st1);
     if (rc < 0) {
         goto out_free;
     }
@@ -560,6 +563,17 @@ static int bench_phase_changes(bench_t *b, json_object *o, int count,
         cpu * 1e6 / ((double) count * b->o->subscribers));
     bench_set(o, "client_cpu_us_per_delivery",
         (self1 - self0) * 1e6 / ((double) count * b->o->subscribers));
+    /*
+     * A subscriber that falls behind is resynced: it gets one snapshot in
+     * place of the updates it missed. Per message it actually received,
+     * the CPU is higher than per change and subscriber.
+     */
+    bench_set_int(o, "received", (int64_t) (st1.events - st0.events));
+    bench_set_int(o, "resyncs", (int64_t) (st1.resyncs - st0.resyncs));
+    if (st1.events > st0.events) {
+        bench_set(o, "cpu_us_per_received",
+            cpu * 1e6 / (double) (st1.events - st0.events));
+    }
     bench_set_roles(o, &u0, &u1);
     bench_set_dist(o, lat, n);
     bench_set_ack(o, ack, count);
