@@ -260,6 +260,69 @@ config_read_paths(config_ctx_t *ctx, cs_config_t *cfg)
         "127.0.0.1:5002", &cfg->telemetry_address);
 }
 
+/* A host the config stream or the telemetry can listen on for 127.0.0.1. */
+static int
+config_host_is_local(const char *h, size_t n)
+{
+    static const char *const any[] = {
+        "", "*", "0.0.0.0", "::", "[::]", "localhost", "127.0.0.1", "::1",
+        "[::1]"
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(any) / sizeof(any[0]); i++) {
+        if (strlen(any[i]) == n && strncmp(h, any[i], n) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * The telemetry endpoint must not take the config stream's own port: the
+ * frontends could never listen, and clients would reach an HTTP server.
+ * Same port and the same host, or hosts that both cover loopback, clash.
+ */
+static int
+config_check_addresses(config_ctx_t *ctx, const cs_config_t *cfg)
+{
+    const char *addr = cfg->telemetry_address, *colon;
+    const cs_resolved_t *r;
+    size_t hlen;
+    char *end;
+    long port;
+
+    if (addr == NULL || (colon = strrchr(addr, ':')) == NULL) {
+        return 0;
+    }
+    port = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || port != cfg->cmd_port) {
+        return 0;
+    }
+
+    hlen = (size_t) (colon - addr);
+    if ((strlen(cfg->cmd_host) != hlen
+            || strncmp(cfg->cmd_host, addr, hlen) != 0)
+        && !(config_host_is_local(addr, hlen)
+            && config_host_is_local(cfg->cmd_host, strlen(cfg->cmd_host))))
+    {
+        return 0;
+    }
+
+    r = config_find(ctx, "config_stream.telemetry_address");
+    if (r == NULL) {
+        r = config_find(ctx, "cmd_port");
+    }
+    if (r == NULL) {
+        snprintf(ctx->err, ctx->errlen, "config_stream.telemetry_address "
+            "%s is the config stream's address %s:%d", addr, cfg->cmd_host,
+            cfg->cmd_port);
+        return -EINVAL;
+    }
+    return config_fail(ctx, r, "%s is the config stream's own address "
+        "(cmd_host %s, cmd_port %d)", addr, cfg->cmd_host, cfg->cmd_port);
+}
+
 static int
 config_read_numbers(config_ctx_t *ctx, cs_config_t *cfg)
 {
@@ -416,7 +479,8 @@ cs_config_load(cs_config_t *cfg, const char *path, const char *schema_path,
 
     if ((rc = config_set_origin(cfg, path)) < 0
         || (rc = config_read_paths(&ctx, cfg)) < 0
-        || (rc = config_read_numbers(&ctx, cfg)) < 0)
+        || (rc = config_read_numbers(&ctx, cfg)) < 0
+        || (rc = config_check_addresses(&ctx, cfg)) < 0)
     {
         goto out_free;
     }
@@ -475,6 +539,9 @@ cs_config_check_value(const char *key, const cs_value_t *value, char *err,
     rc = config_read_paths(&ctx, &cfg);
     if (rc == 0) {
         rc = config_read_numbers(&ctx, &cfg);
+    }
+    if (rc == 0) {
+        rc = config_check_addresses(&ctx, &cfg);
     }
     cs_config_free(&cfg);
 

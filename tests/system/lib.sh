@@ -1,12 +1,15 @@
 # Helpers shared by the shell system tests. Source it; it defines
 # functions only.
 
-# A TCP port on the loopback that nothing listens on right now.
+# TCP ports on the loopback that nothing listens on right now: one, or
+# with a count that many, all different (the config stream's port and the
+# telemetry port must differ).
 free_port() {
-    python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
+    python3 -c 'import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))' "${1:-1}"
 }
 
 # wait_for SECONDS COMMAND...: run COMMAND every 50 ms until it succeeds;

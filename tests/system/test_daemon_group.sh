@@ -64,8 +64,7 @@ metric() {
         awk -v m="$1" '$1 == m { print $2 }'
 }
 
-PORT=$(free_port)
-TPORT=$(free_port)
+read -r PORT TPORT <<< "$(free_port 2)"
 cp "$CONFIG_SRC" "$TMP/datadog.yaml"
 cat >> "$TMP/datadog.yaml" <<EOF
 

@@ -48,8 +48,7 @@ for role in broker resolver frontend; do
     ln -s "$FAKE" "$TMP/libexec/configstream-$role"
 done
 
-PORT=$(free_port)
-TPORT=$(free_port)
+read -r PORT TPORT <<< "$(free_port 2)"
 cat > "$TMP/datadog.yaml" <<EOF
 run_path: $TMP/run
 cmd_host: 127.0.0.1

@@ -52,8 +52,7 @@ metric() {
 metric_is() { [ "$(metric "$1")" = "$2" ]; }
 metric_above() { [ "$(metric "$1")" -gt "$2" ]; }
 
-PORT=$(free_port)
-TPORT=$(free_port)
+read -r PORT TPORT <<< "$(free_port 2)"
 cat > "$TMP/datadog.yaml" <<EOF
 run_path: $TMP/run
 cmd_host: 127.0.0.1

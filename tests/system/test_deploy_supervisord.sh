@@ -49,8 +49,7 @@ fail() {
 
 ctl_sv() { supervisorctl -c "$TMP/supervisord.conf" "$@"; }
 
-PORT=$(free_port)
-TPORT=$(free_port)
+read -r PORT TPORT <<< "$(free_port 2)"
 mkdir -p "$TMP/logs"
 cat > "$TMP/datadog.yaml" <<EOF
 run_path: $TMP/run

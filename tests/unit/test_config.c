@@ -199,6 +199,41 @@ test_validation(void **state)
 }
 
 static void
+expect_valid(const char *text)
+{
+    cs_config_t cfg;
+    char err[512];
+
+    write_config(text);
+    if (cs_config_load(&cfg, path, NULL, err, sizeof(err)) != 0) {
+        fail_msg("'%s' refused: %s", text, err);
+    }
+    cs_config_free(&cfg);
+}
+
+/* The telemetry endpoint may not take the config stream's own port. */
+static void
+test_address_clash(void **state)
+{
+    expect_invalid("cmd_host: 127.0.0.1\ncmd_port: 6001\nconfig_stream:\n"
+        "  telemetry_address: 127.0.0.1:6001\n",
+        "4:22: config_stream.telemetry_address: 127.0.0.1:6001 is the config "
+        "stream's own address (cmd_host 127.0.0.1, cmd_port 6001)");
+    /* localhost (the default cmd_host) and 127.0.0.1 are one address. */
+    expect_invalid("cmd_port: 6002\nconfig_stream:\n"
+        "  telemetry_address: 127.0.0.1:6002\n",
+        "3:22: config_stream.telemetry_address: 127.0.0.1:6002 is");
+    expect_invalid("cmd_port: 6003\nconfig_stream:\n"
+        "  telemetry_address: 0.0.0.0:6003\n",
+        "3:22: config_stream.telemetry_address: 0.0.0.0:6003 is");
+
+    expect_valid("cmd_port: 6004\nconfig_stream:\n"
+        "  telemetry_address: 127.0.0.1:6005\n");
+    expect_valid("cmd_host: 10.1.2.3\ncmd_port: 6006\nconfig_stream:\n"
+        "  telemetry_address: 127.0.0.1:6006\n");
+}
+
+static void
 test_missing_file(void **state)
 {
     cs_config_t cfg;
@@ -221,6 +256,7 @@ main(void)
         cmocka_unit_test(test_file_and_spellings),
         cmocka_unit_test(test_environment_wins),
         cmocka_unit_test(test_validation),
+        cmocka_unit_test(test_address_clash),
         cmocka_unit_test(test_missing_file),
     };
 
