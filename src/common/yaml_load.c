@@ -939,8 +939,8 @@ int
 cs_yaml_load_file(const char *path, int flags, cs_yaml_node_t **root,
     char *err, size_t errlen)
 {
-    char *buf;
-    size_t len;
+    char *buf = NULL;
+    size_t len = 0;
     int rc;
 
     rc = yaml_read_file(path, &buf, &len, err, errlen);
