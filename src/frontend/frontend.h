@@ -109,6 +109,7 @@ struct fe_server {
     int snap_valid;
     uint8_t snap_epoch[16];
     uint64_t snap_head;
+    char snap_origin[CS_STORE_ORIGIN_MAX];
     grpc_slice snap_bytes;
 };
 

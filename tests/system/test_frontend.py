@@ -10,6 +10,7 @@ usage: test_frontend.py BUILD_DIR NODE_DIR CASE
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -275,6 +276,32 @@ def case_snapshot_fresh(g):
               f'snapshot after set {value}: {got.get("fresh.key")}')
     g.ctl('unset', 'fresh.key')
     check('fresh.key' not in snapshot(), 'snapshot after unset')
+
+    # A resolver restarted on another file changes the origin, not the
+    # head: the next snapshot must carry the new origin all the same.
+    def origin():
+        p = g.client('--json', '--max-samples', '1', '--name', 'origin')
+        rc, evs, err = client_events(p)
+        check(rc == 0, f'client exit {rc}: {err}')
+        return evs[0]['seq'], evs[0]['origin']
+
+    seq, was = origin()
+    check(was == 'datadog.yaml', f'origin {was}')
+    shutil.copy(g.config, f'{g.dir}/other.yaml')
+    g.procs['resolver'].terminate()
+    g.procs['resolver'].wait(10)
+    log = open(f'{g.dir}/resolver2.log', 'w')
+    g.procs['resolver'] = subprocess.Popen(
+        [BIN['resolver'], '-c', f'{g.dir}/other.yaml'], stdout=log,
+        stderr=log)
+    def on_other():
+        r = subprocess.run([BIN['dump'], '-c', g.config, '--json',
+                            '--meta'], capture_output=True, text=True)
+        return '"origin":"other.yaml"' in r.stdout.replace(' ', '')
+
+    wait_for(on_other, 10, 'the resolver on other.yaml')
+    now = origin()
+    check(now == (seq, 'other.yaml'), f'after the restart: {now}')
 
 
 def case_updates(g):
