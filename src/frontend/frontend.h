@@ -96,7 +96,7 @@ struct fe_server {
     atomic_int ready;
     atomic_int stopping;
     atomic_int keepalive_due;   /* a stream joined: report it now */
-    atomic_int rescan;          /* a subscriber joined behind the head */
+    atomic_int rescan;          /* a snapshot went out behind the head */
     atomic_int sessions_due;    /* a stream joined: check its session */
     pthread_t notifier;
     int notifier_started;
@@ -105,7 +105,7 @@ struct fe_server {
     fe_call_t *subs;
     uint32_t nsubs;
 
-    /* The last snapshot built, under lock; see fe_stream_snapshot(). */
+    /* The last snapshot built, under lock; see fe_snapshot_get(). */
     int snap_valid;
     uint8_t snap_epoch[16];
     uint64_t snap_head;
