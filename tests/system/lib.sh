@@ -12,6 +12,20 @@ for s in socks:
 print(" ".join(str(s.getsockname()[1]) for s in socks))' "${1:-1}"
 }
 
+# stop_daemon WHAT [SECONDS]: send SIGTERM to configstreamd ($DPID), wait
+# for it (failing after SECONDS, when given) and fail unless it exited 0.
+# Leaves its exit status in rc. Uses the sourcing test's fail().
+stop_daemon() {
+    kill -TERM "$DPID"
+    if [ -n "${2:-}" ]; then
+        wait_for "$2" bash -c "! kill -0 $DPID" || fail "$1: did not stop"
+    fi
+    wait "$DPID"
+    rc=$?
+    DPID=
+    [ "$rc" = 0 ] || fail "$1: exit code $rc after SIGTERM"
+}
+
 # wait_for SECONDS COMMAND...: run COMMAND every 50 ms until it succeeds;
 # fail (status 1) when SECONDS pass first.
 wait_for() {

@@ -184,12 +184,7 @@ wait_for 5 test "$(metric configstream_subscribers)" = 1 ||
 
 # --- stop --------------------------------------------------------------------
 children=$(procs | awk '$1 != "#" { print $3 }')
-kill -TERM "$DPID"
-wait_for 20 bash -c "! kill -0 $DPID" || fail "configstreamd did not stop"
-wait "$DPID"
-rc=$?
-DPID=
-[ "$rc" = 0 ] || fail "configstreamd exited $rc after SIGTERM"
+stop_daemon configstreamd 20
 for p in $children; do
     kill -0 "$p" 2>/dev/null && fail "child $p survived the stop"
 done

@@ -117,11 +117,7 @@ for src in "$FIXTURES"/real/*.yaml "$FIXTURES"/real/upstream/*.yaml; do
     compare "$TMP/snap.json" "$TMP/dump.json" ||
         fail "$name: the snapshot differs from the store"
 
-    kill -TERM "$DPID"
-    wait "$DPID"
-    rc=$?
-    DPID=
-    [ "$rc" = 0 ] || fail "$name: exit status $rc after SIGTERM"
+    stop_daemon "$name"
     echo "ok $name"
     checked=$((checked + 1))
 done

@@ -171,12 +171,7 @@ wait_for 2 grep -q "^hup configstream-resolver" "$TMP/events" ||
 
 # --- SIGTERM: frontends, then resolver, then broker --------------------------
 children=$(procs | awk '$1 != "#" { print $3 }')
-kill -TERM "$DPID"
-wait_for 10 bash -c "! kill -0 $DPID" || fail "configstreamd did not stop"
-wait "$DPID"
-rc=$?
-DPID=
-[ "$rc" = 0 ] || fail "configstreamd exited $rc after SIGTERM"
+stop_daemon configstreamd 10
 for p in $children; do
     kill -0 "$p" 2>/dev/null && fail "child $p survived the stop"
 done
@@ -222,12 +217,7 @@ delays=$(sed -n 's/.*respawning configstream-resolver in \([0-9]*\) ms/\1/p' \
 [ "$delays" = "100 200 400 800 " ] || fail "back-off delays: $delays"
 grep -q "configstream-resolver pid [0-9]* exited with code 1" "$TMP/log" ||
     fail "no exit line with the exit code"
-kill -TERM "$DPID"
-wait_for 10 bash -c "! kill -0 $DPID" || fail "crash loop: did not stop"
-wait "$DPID"
-rc=$?
-DPID=
-[ "$rc" = 0 ] || fail "crash loop: exit code $rc after SIGTERM"
+stop_daemon "crash loop" 10
 
 # --- a child that ignores SIGTERM gets SIGKILL after 5 s ---------------------
 start_stubborn() {
@@ -241,13 +231,8 @@ start_stubborn() {
 }
 start_stubborn
 stop_started=$(date +%s%N)
-kill -TERM "$DPID"
-wait_for 15 bash -c "! kill -0 $DPID" || fail "stubborn: did not stop"
-wait "$DPID"
-rc=$?
-DPID=
+stop_daemon stubborn 15
 elapsed_ms=$(( ($(date +%s%N) - stop_started) / 1000000 ))
-[ "$rc" = 0 ] || fail "stubborn: exit code $rc"
 grep -q "configstream-resolver still running after 5000 ms, sending SIGKILL" \
     "$TMP/log" || fail "stubborn: no SIGKILL line"
 grep -q "configstream-resolver pid [0-9]* killed by signal 9" "$TMP/log" ||
@@ -278,10 +263,6 @@ DD_CONFIG_STREAM_TELEMETRY_ADDRESS=127.0.0.1:$TPORT \
 DPID=$!
 wait_for 10 grep -q "ready: 1 frontends" "$TMP/log" ||
     fail "deploy/datadog.yaml was not accepted"
-kill -TERM "$DPID"
-wait "$DPID"
-rc=$?
-DPID=
-[ "$rc" = 0 ] || fail "example: exit code $rc after SIGTERM"
+stop_daemon example
 
 echo "ok"

@@ -47,11 +47,7 @@ DPID=$!
 wait_for 20 grep -q "ready: 1 frontends" "$TMP/log" ||
     fail "the installed configstreamd did not start the group"
 
-kill -TERM "$DPID"
-wait "$DPID"
-rc=$?
-DPID=
-[ "$rc" = 0 ] || fail "configstreamd exited $rc after SIGTERM"
+stop_daemon "the installed configstreamd"
 
 # A program missing from the installation is fatal, not worth a respawn.
 rm "$TMP/prefix/bin/configstream-broker"
