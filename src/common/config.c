@@ -422,6 +422,20 @@ config_set_origin(cs_config_t *cfg, const char *path)
     return cfg->origin != NULL ? 0 : -ENOMEM;
 }
 
+/* Every daemon setting of the resolution, checked. */
+static int
+config_read(config_ctx_t *ctx, cs_config_t *cfg)
+{
+    int rc;
+
+    if ((rc = config_read_paths(ctx, cfg)) < 0
+        || (rc = config_read_numbers(ctx, cfg)) < 0)
+    {
+        return rc;
+    }
+    return config_check_addresses(ctx, cfg);
+}
+
 int
 cs_config_load(cs_config_t *cfg, const char *path, const char *schema_path,
     char *err, size_t errlen)
@@ -478,9 +492,7 @@ cs_config_load(cs_config_t *cfg, const char *path, const char *schema_path,
     }
 
     if ((rc = config_set_origin(cfg, path)) < 0
-        || (rc = config_read_paths(&ctx, cfg)) < 0
-        || (rc = config_read_numbers(&ctx, cfg)) < 0
-        || (rc = config_check_addresses(&ctx, cfg)) < 0)
+        || (rc = config_read(&ctx, cfg)) < 0)
     {
         goto out_free;
     }
@@ -536,13 +548,7 @@ cs_config_check_value(const char *key, const cs_value_t *value, char *err,
     ctx.err = err;
     ctx.errlen = errlen;
 
-    rc = config_read_paths(&ctx, &cfg);
-    if (rc == 0) {
-        rc = config_read_numbers(&ctx, &cfg);
-    }
-    if (rc == 0) {
-        rc = config_check_addresses(&ctx, &cfg);
-    }
+    rc = config_read(&ctx, &cfg);
     cs_config_free(&cfg);
 
 out_free:
